@@ -214,6 +214,8 @@ export class Switchboard extends Emitter<ClientEvents> {
   readonly user: string | null;
   /** When connecting after a failure: the time (ms since epoch) of the next attempt. */
   readonly nextReconnectAt: number | null;
+  /** Connects (fetching a fresh token with `getToken`); reconnects by itself until `disconnect()`
+   * or a terminal close code. */
   connect(): void;
   /** Closes the connection and stops reconnecting. Subscriptions stay registered and resume on
    * the next `connect()`. */

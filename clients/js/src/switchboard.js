@@ -264,7 +264,8 @@ export class Subscription extends Emitter {
 export class Switchboard extends Emitter {
   constructor(url, opts = {}) {
     super();
-    this._opts = { ...DEFAULTS, ...opts };
+    this._opts = { ...DEFAULTS };
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) this._opts[k] = v;
     this.url = wsUrlFrom(url);
     this._httpBase = opts.httpUrl ? String(opts.httpUrl).replace(/\/$/, '') : httpBaseFrom(url);
     this.state = 'disconnected';
@@ -303,6 +304,8 @@ export class Switchboard extends Emitter {
   connect() {
     if (this.state !== 'disconnected') return;
     this._attempt = 0;
+    // A fresh start gets a fresh token (the app may have changed who is signed in).
+    if (typeof this._opts.getToken === 'function') this._needToken = true;
     this._setState('connecting');
     this._emit('connecting', { code: 0, reason: 'connect called', attempt: 0, delay: 0 });
     this._startAttempt();
