@@ -25,7 +25,9 @@ pub enum ChannelError {
     #[error("channel name is longer than {0} bytes")]
     TooLong(usize),
     /// A part of the name is empty or has a character the grammar does not allow.
-    #[error("channel name has an invalid {0}: use [namespace:]name[#user,...] with letters, digits and _-.=@/+")]
+    #[error(
+        "channel name has an invalid {0}: use [namespace:]name[#user,...] with letters, digits and _-.=@/+"
+    )]
     Invalid(&'static str),
 }
 
@@ -88,7 +90,11 @@ impl<'a> ChannelName<'a> {
                 }
             }
         }
-        Ok(Self { full: s, ns_end, users_start })
+        Ok(Self {
+            full: s,
+            ns_end,
+            users_start,
+        })
     }
 
     /// The whole name.
@@ -177,10 +183,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", ":x", "a:", "a b", "a:b:c", "x#", "x#1,,2", "x#a b", "ns:na*me", "é", "a\n", "#1"] {
+        for bad in [
+            "", ":x", "a:", "a b", "a:b:c", "x#", "x#1,,2", "x#a b", "ns:na*me", "é", "a\n", "#1",
+        ] {
             assert!(ChannelName::parse(bad, 255).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(ChannelName::parse(&"a".repeat(256), 255), Err(ChannelError::TooLong(255)));
+        assert_eq!(
+            ChannelName::parse(&"a".repeat(256), 255),
+            Err(ChannelError::TooLong(255))
+        );
         assert!(ChannelName::parse(&"a".repeat(255), 255).is_ok());
     }
 

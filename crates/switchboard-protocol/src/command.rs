@@ -121,7 +121,10 @@ struct IdOnly {
 }
 
 fn bad(id: Option<u64>, message: impl Into<String>) -> CommandError {
-    CommandError { id, error: ProtocolError::new(ErrorCode::BadRequest, message) }
+    CommandError {
+        id,
+        error: ProtocolError::new(ErrorCode::BadRequest, message),
+    }
 }
 
 /// Decodes one text frame into commands, in order.
@@ -138,7 +141,10 @@ pub fn decode_frame(text: &str) -> Vec<Result<Command, CommandError>> {
             return vec![Err(bad(None, "empty batch"))];
         }
         if items.len() > MAX_BATCH {
-            return vec![Err(bad(None, format!("batch holds more than {MAX_BATCH} commands")))];
+            return vec![Err(bad(
+                None,
+                format!("batch holds more than {MAX_BATCH} commands"),
+            ))];
         }
         items.into_iter().map(|raw| decode_one(raw.get())).collect()
     } else {
@@ -152,7 +158,11 @@ pub fn decode_one(text: &str) -> Result<Command, CommandError> {
         Ok(w) => w,
         Err(e) => {
             let id = serde_json::from_str::<IdOnly>(text).ok().and_then(|i| i.id);
-            let what = if e.is_syntax() || e.is_eof() { "invalid JSON" } else { "invalid command" };
+            let what = if e.is_syntax() || e.is_eof() {
+                "invalid JSON"
+            } else {
+                "invalid command"
+            };
             return Err(bad(id, format!("{what}: {e}")));
         }
     };
@@ -170,14 +180,22 @@ pub fn decode_one(text: &str) -> Result<Command, CommandError> {
     };
     let op = match op {
         "connect" => Op::Connect { token: wire.token },
-        "subscribe" => Op::Subscribe { channel: channel(&wire)?, since: wire.since },
-        "unsubscribe" => Op::Unsubscribe { channel: channel(&wire)? },
+        "subscribe" => Op::Subscribe {
+            channel: channel(&wire)?,
+            since: wire.since,
+        },
+        "unsubscribe" => Op::Unsubscribe {
+            channel: channel(&wire)?,
+        },
         "publish" => {
             let channel = channel(&wire)?;
             let data = wire
                 .data
                 .ok_or_else(|| bad(Some(id), "`publish` needs `data`"))?;
-            Op::Publish { channel, data: Bytes::copy_from_slice(data.get().as_bytes()) }
+            Op::Publish {
+                channel,
+                data: Bytes::copy_from_slice(data.get().as_bytes()),
+            }
         }
         "history" => Op::History {
             channel: channel(&wire)?,
@@ -185,9 +203,13 @@ pub fn decode_one(text: &str) -> Result<Command, CommandError> {
             limit: wire.limit,
             reverse: wire.reverse.unwrap_or(false),
         },
-        "presence" => Op::Presence { channel: channel(&wire)? },
+        "presence" => Op::Presence {
+            channel: channel(&wire)?,
+        },
         "refresh" => Op::Refresh {
-            token: wire.token.ok_or_else(|| bad(Some(id), "`refresh` needs a `token`"))?,
+            token: wire
+                .token
+                .ok_or_else(|| bad(Some(id), "`refresh` needs a `token`"))?,
         },
         other => {
             let shown: String = other.chars().take(32).collect();
@@ -208,16 +230,28 @@ mod tests {
             c,
             Command {
                 id: 2,
-                op: Op::Subscribe { channel: "chat:lobby".into(), since: Some(StreamPosition::new(41, "x7")) }
+                op: Op::Subscribe {
+                    channel: "chat:lobby".into(),
+                    since: Some(StreamPosition::new(41, "x7"))
+                }
             }
         );
-        let c = decode_one(r#"{"id":4,"op":"publish","channel":"a","data":{"text":"hi"}}"#).unwrap();
-        assert_eq!(c.op, Op::Publish { channel: "a".into(), data: Bytes::from_static(br#"{"text":"hi"}"#) });
+        let c =
+            decode_one(r#"{"id":4,"op":"publish","channel":"a","data":{"text":"hi"}}"#).unwrap();
+        assert_eq!(
+            c.op,
+            Op::Publish {
+                channel: "a".into(),
+                data: Bytes::from_static(br#"{"text":"hi"}"#)
+            }
+        );
     }
 
     #[test]
     fn batch_keeps_good_commands_next_to_bad_ones() {
-        let out = decode_frame(r#"[{"id":1,"op":"presence","channel":"a"},{"id":2,"op":"nope"},{"id":"x"}]"#);
+        let out = decode_frame(
+            r#"[{"id":1,"op":"presence","channel":"a"},{"id":2,"op":"nope"},{"id":"x"}]"#,
+        );
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().unwrap_err().id, Some(2));
         assert_eq!(out[2].as_ref().unwrap_err().id, None);

@@ -117,11 +117,18 @@ impl Cursor {
             return Err(CursorError::TooLong);
         }
         let rest = text.strip_prefix(VERSION).ok_or(CursorError::Version)?;
-        let bin = URL_SAFE_NO_PAD.decode(rest).map_err(|_| CursorError::Malformed)?;
+        let bin = URL_SAFE_NO_PAD
+            .decode(rest)
+            .map_err(|_| CursorError::Malformed)?;
         let mut entries = Vec::new();
         let mut i = 0;
         while i < bin.len() {
-            let h = u32::from_be_bytes(bin.get(i..i + 4).ok_or(CursorError::Malformed)?.try_into().map_err(|_| CursorError::Malformed)?);
+            let h = u32::from_be_bytes(
+                bin.get(i..i + 4)
+                    .ok_or(CursorError::Malformed)?
+                    .try_into()
+                    .map_err(|_| CursorError::Malformed)?,
+            );
             i += 4;
             let mut offset: u64 = 0;
             let mut shift = 0;
@@ -131,7 +138,9 @@ impl Cursor {
                 if shift > 63 {
                     return Err(CursorError::Malformed);
                 }
-                offset |= u64::from(b & 0x7f).checked_shl(shift).ok_or(CursorError::Malformed)?;
+                offset |= u64::from(b & 0x7f)
+                    .checked_shl(shift)
+                    .ok_or(CursorError::Malformed)?;
                 if b & 0x80 == 0 {
                     break;
                 }
@@ -181,7 +190,10 @@ mod tests {
         assert_eq!(Cursor::decode("", &["a"]), Err(CursorError::Version));
         assert_eq!(Cursor::decode("2AAAA", &["a"]), Err(CursorError::Version));
         assert_eq!(Cursor::decode("1!!!", &["a"]), Err(CursorError::Malformed));
-        assert_eq!(Cursor::decode(&"1".repeat(5000), &["a"]), Err(CursorError::TooLong));
+        assert_eq!(
+            Cursor::decode(&"1".repeat(5000), &["a"]),
+            Err(CursorError::TooLong)
+        );
         assert!(Cursor::decode("1AAAA", &["a"]).is_err());
     }
 

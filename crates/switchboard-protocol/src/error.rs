@@ -92,6 +92,9 @@ pub struct ProtocolError {
 impl ProtocolError {
     /// Creates an error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }

@@ -18,6 +18,9 @@ pub struct StreamPosition {
 impl StreamPosition {
     /// Creates a position.
     pub fn new(offset: u64, epoch: impl Into<String>) -> Self {
-        Self { offset, epoch: epoch.into() }
+        Self {
+            offset,
+            epoch: epoch.into(),
+        }
     }
 }

@@ -89,7 +89,11 @@ struct JoinLeave<'a> {
 /// Encodes a `join` or `leave` push.
 pub fn encode_join_leave(join: bool, channel: &str, client: &ClientInfo) -> Bytes {
     let op = if join { "join" } else { "leave" };
-    to_bytes(&JoinLeave { op, channel, client })
+    to_bytes(&JoinLeave {
+        op,
+        channel,
+        client,
+    })
 }
 
 /// The application-level ping push.
@@ -110,7 +114,12 @@ struct DisconnectPush<'a> {
 
 /// Encodes the `disconnect` push sent before closing.
 pub fn encode_disconnect(d: &Disconnect) -> Bytes {
-    to_bytes(&DisconnectPush { op: "disconnect", code: d.code, reason: &d.reason, reconnect: d.reconnect })
+    to_bytes(&DisconnectPush {
+        op: "disconnect",
+        code: d.code,
+        reason: &d.reason,
+        reconnect: d.reconnect,
+    })
 }
 
 pub(crate) fn to_bytes<T: Serialize>(v: &T) -> Bytes {
@@ -124,12 +133,23 @@ mod tests {
 
     #[test]
     fn pub_push_is_valid_json() {
-        let p = Publication { offset: 46, data: Bytes::from_static(br#"{"text":"hi"}"#), info: None };
+        let p = Publication {
+            offset: 46,
+            data: Bytes::from_static(br#"{"text":"hi"}"#),
+            info: None,
+        };
         let b = encode_pub("chat:lobby", &p);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v, serde_json::json!({"op":"pub","channel":"chat:lobby","offset":46,"data":{"text":"hi"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"op":"pub","channel":"chat:lobby","offset":46,"data":{"text":"hi"}})
+        );
         let p = Publication {
-            info: Some(ClientInfo { client: "c1".into(), user: "42".into(), info: None }),
+            info: Some(ClientInfo {
+                client: "c1".into(),
+                user: "42".into(),
+                info: None,
+            }),
             ..p
         };
         let v: serde_json::Value = serde_json::from_slice(&encode_pub("a", &p)).unwrap();
@@ -138,7 +158,11 @@ mod tests {
 
     #[test]
     fn disconnect_push() {
-        let v: serde_json::Value = serde_json::from_slice(&encode_disconnect(&Disconnect::EXPIRED)).unwrap();
-        assert_eq!(v, serde_json::json!({"op":"disconnect","code":4004,"reason":"token expired","reconnect":true}));
+        let v: serde_json::Value =
+            serde_json::from_slice(&encode_disconnect(&Disconnect::EXPIRED)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"op":"disconnect","code":4004,"reason":"token expired","reconnect":true})
+        );
     }
 }

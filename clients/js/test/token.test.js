@@ -1,0 +1,52 @@
+// Short-lived tokens: the SDK asks getToken for fresh ones (refresh on `expiring`, or reconnect
+// after 4004) and nothing is lost meanwhile.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Node, apiPublish, installClient, launchBrowser, openSdkPage, sleep } from './harness.js';
+
+let node;
+let browser;
+
+before(async () => {
+  node = await new Node({ name: 'token' }).start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await node?.stop();
+});
+
+test('tokens expiring every 6 s are replaced and publications keep arriving', async () => {
+  const context = await browser.newContext();
+  const { page, problems, stats } = await openSdkPage(context, node, { tokenOptions: { sub: 'short', ttl: 6 } });
+  const channel = 'token:stream';
+  await installClient(page, {
+    wsUrl: node.wsUrl,
+    channel,
+    options: { minReconnectDelay: 100, maxReconnectDelay: 1000 },
+  });
+  await page.waitForFunction(() => window.sub.state === 'subscribed', null, { timeout: 15000 });
+  assert.equal(stats.getTokenCalls, 1);
+
+  // Publish for well past two token lifetimes (6 s + the server's 5 s leeway at most).
+  const total = 90;
+  const started = Date.now();
+  for (let n = 1; n <= total; n++) {
+    await apiPublish(node, channel, { n });
+    await sleep(200); // pacing the publisher, not synchronisation
+  }
+  await page.waitForFunction((total) => window.rec.data.length >= total, total, { timeout: 30000 });
+  const elapsed = (Date.now() - started) / 1000;
+  const rec = await page.evaluate(() => window.rec);
+  assert.deepEqual(rec.data.map((d) => d.n), Array.from({ length: total }, (_, i) => i + 1));
+  assert.ok(elapsed > 15, `ran ${elapsed}s`);
+  assert.ok(stats.getTokenCalls >= 3, `getToken was called ${stats.getTokenCalls} times in ${elapsed}s`);
+  assert.equal(rec.resets.length, 0);
+  assert.equal(await page.evaluate(() => window.client.state), 'connected');
+  // A session that outlived its token without a refresh would have been closed with 4004: either
+  // way the SDK must never stop (no terminal disconnect).
+  assert.ok(rec.disconnects.every((d) => d.reconnect), JSON.stringify(rec.disconnects));
+  assert.deepEqual(problems, []);
+  await context.close();
+});

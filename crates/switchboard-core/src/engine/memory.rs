@@ -1,0 +1,339 @@
+//! The embedded single-node engine: history, presence and fan-out in process memory.
+//!
+//! Each channel's stream sits behind its own lock; publishing assigns the offset, appends and
+//! hands the publication to the hub under that lock, which is what makes a channel's order
+//! total. Epochs are random per stream, so a restarted node (or a stream dropped after being
+//! idle) never lets old offsets look contiguous with new ones.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use switchboard_protocol::{ClientInfo, Publication, StreamPosition};
+
+use super::{
+    Control, Engine, EngineError, EventSink, HistoryPage, HistoryQuery, NodeInfo, PublishOptions,
+    PublishOutcome,
+};
+
+const SHARDS: usize = 64;
+/// Streams with no publication left are forgotten after this long. Long enough that a
+/// reconnecting client usually finds its epoch; short enough that abandoned channels go away.
+const IDLE_STREAM_KEEP: Duration = Duration::from_secs(300);
+
+struct Stream {
+    epoch: Arc<str>,
+    top: u64,
+    pubs: VecDeque<(Publication, Instant)>,
+    last_publish: Instant,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Self {
+            epoch: new_epoch().into(),
+            top: 0,
+            pubs: VecDeque::new(),
+            last_publish: Instant::now(),
+        }
+    }
+
+    fn trim_expired(&mut self, now: Instant) {
+        while self.pubs.front().is_some_and(|(_, exp)| *exp <= now) {
+            self.pubs.pop_front();
+        }
+    }
+
+    fn position(&self) -> StreamPosition {
+        StreamPosition {
+            offset: self.top,
+            epoch: self.epoch.to_string(),
+        }
+    }
+}
+
+/// Random epoch: 8 base62 characters.
+pub fn new_epoch() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+type StreamMap = HashMap<String, Arc<Mutex<Stream>>>;
+
+struct PresenceEntry {
+    info: ClientInfo,
+    expires: Instant,
+}
+
+/// The in-memory engine. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct MemoryEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sink: OnceLock<Arc<dyn EventSink>>,
+    streams: Vec<Mutex<StreamMap>>,
+    presence: Mutex<HashMap<String, HashMap<String, PresenceEntry>>>,
+    idempotency: Mutex<HashMap<(String, String), (PublishOutcome, Instant)>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            sink: OnceLock::new(),
+            streams: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            presence: Mutex::new(HashMap::new()),
+            idempotency: Mutex::new(HashMap::new()),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl MemoryEngine {
+    /// Creates an empty engine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<StreamMap> {
+        let mut h = self.inner.hasher.build_hasher();
+        channel.hash(&mut h);
+        &self.inner.streams[(h.finish() as usize) % SHARDS]
+    }
+
+    fn stream(&self, channel: &str) -> Arc<Mutex<Stream>> {
+        let mut shard = self.shard(channel).lock();
+        shard
+            .entry(channel.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(Stream::new())))
+            .clone()
+    }
+
+    /// Drops expired publications, idle streams, presence and idempotency entries.
+    pub fn housekeep(&self) {
+        let now = Instant::now();
+        for shard in &self.inner.streams {
+            shard.lock().retain(|_, s| {
+                let mut s = s.lock();
+                s.trim_expired(now);
+                !s.pubs.is_empty() || now.duration_since(s.last_publish) < IDLE_STREAM_KEEP
+            });
+        }
+        self.inner.presence.lock().retain(|_, m| {
+            m.retain(|_, e| e.expires > now);
+            !m.is_empty()
+        });
+        self.inner
+            .idempotency
+            .lock()
+            .retain(|_, (_, exp)| *exp > now);
+    }
+
+    fn publish_locked(&self, channel: &str, data: Bytes, opts: &PublishOptions) -> PublishOutcome {
+        let stream = self.stream(channel);
+        let mut s = stream.lock();
+        let now = Instant::now();
+        s.top += 1;
+        s.last_publish = now;
+        let publication = Publication {
+            offset: s.top,
+            data,
+            info: opts.info.clone(),
+        };
+        if opts.history_size > 0 {
+            s.pubs
+                .push_back((publication.clone(), now + opts.history_ttl));
+            while s.pubs.len() > opts.history_size {
+                s.pubs.pop_front();
+            }
+            s.trim_expired(now);
+        }
+        let position = s.position();
+        if let Some(sink) = self.inner.sink.get() {
+            // Under the stream lock: this is what orders a channel's deliveries.
+            sink.publication(channel, &s.epoch, publication);
+        }
+        PublishOutcome {
+            position,
+            duplicate: false,
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for MemoryEngine {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn start(&self, sink: Arc<dyn EventSink>) -> Result<(), EngineError> {
+        if self.inner.sink.set(sink).is_err() {
+            return Err(EngineError::Unavailable("engine already started".into()));
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                MemoryEngine { inner }.housekeep();
+            }
+        });
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        opts: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError> {
+        let Some(key) = &opts.idempotency_key else {
+            return Ok(self.publish_locked(channel, data, opts));
+        };
+        // Held across the publish so two concurrent retries cannot both store.
+        let mut idem = self.inner.idempotency.lock();
+        let now = Instant::now();
+        let k = (channel.to_owned(), key.clone());
+        if let Some((outcome, exp)) = idem.get(&k)
+            && *exp > now
+        {
+            return Ok(PublishOutcome {
+                duplicate: true,
+                ..outcome.clone()
+            });
+        }
+        let outcome = self.publish_locked(channel, data, opts);
+        idem.insert(k, (outcome.clone(), now + opts.idempotency_ttl));
+        Ok(outcome)
+    }
+
+    async fn history(&self, channel: &str, q: &HistoryQuery) -> Result<HistoryPage, EngineError> {
+        let stream = self.stream(channel);
+        let mut s = stream.lock();
+        s.trim_expired(Instant::now());
+        let position = s.position();
+        let oldest = s.top + 1 - s.pubs.len() as u64;
+        let from = match &q.since {
+            Some(since) => {
+                let ok =
+                    since.epoch == *s.epoch && since.offset <= s.top && since.offset + 1 >= oldest;
+                if !ok {
+                    return Err(EngineError::Unrecoverable { position });
+                }
+                since.offset + 1
+            }
+            None => oldest,
+        };
+        let skip = (from - oldest) as usize;
+        let available = s.pubs.iter().skip(skip).map(|(p, _)| p);
+        let publications: Vec<Publication> = if q.reverse {
+            let v: Vec<_> = available.cloned().collect();
+            v.into_iter().rev().take(q.limit).collect()
+        } else {
+            available.take(q.limit).cloned().collect()
+        };
+        Ok(HistoryPage {
+            publications,
+            position,
+        })
+    }
+
+    async fn subscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _channel: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn publish_join_leave(
+        &self,
+        channel: &str,
+        join: bool,
+        client: &ClientInfo,
+    ) -> Result<(), EngineError> {
+        if let Some(sink) = self.inner.sink.get() {
+            sink.join_leave(channel, join, client.clone());
+        }
+        Ok(())
+    }
+
+    async fn presence_add(
+        &self,
+        channel: &str,
+        clients: &[ClientInfo],
+        ttl: Duration,
+    ) -> Result<(), EngineError> {
+        let expires = Instant::now() + ttl;
+        let mut p = self.inner.presence.lock();
+        let m = p.entry(channel.to_owned()).or_default();
+        for c in clients {
+            m.insert(
+                c.client.clone(),
+                PresenceEntry {
+                    info: c.clone(),
+                    expires,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn presence_remove(&self, channel: &str, client: &str) -> Result<(), EngineError> {
+        let mut p = self.inner.presence.lock();
+        if let Some(m) = p.get_mut(channel) {
+            m.remove(client);
+            if m.is_empty() {
+                p.remove(channel);
+            }
+        }
+        Ok(())
+    }
+
+    async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError> {
+        let now = Instant::now();
+        let p = self.inner.presence.lock();
+        let mut out: Vec<ClientInfo> = p
+            .get(channel)
+            .map(|m| {
+                m.values()
+                    .filter(|e| e.expires > now)
+                    .map(|e| e.info.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.client.cmp(&b.client));
+        Ok(out)
+    }
+
+    async fn publish_control(&self, control: &Control) -> Result<(), EngineError> {
+        if let Some(sink) = self.inner.sink.get() {
+            sink.control(control.clone());
+        }
+        Ok(())
+    }
+
+    async fn nodes(&self, me: &NodeInfo) -> Result<Vec<NodeInfo>, EngineError> {
+        Ok(vec![me.clone()])
+    }
+
+    async fn ready(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::engine_conformance!(async { super::MemoryEngine::new() });
+}

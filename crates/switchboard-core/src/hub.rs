@@ -1,0 +1,477 @@
+//! The hub: this node's index of channels and their local subscribers, and the fan-out path.
+//!
+//! Channels live in hash-sharded maps; each channel has its own lock, held while a publication
+//! is queued to its subscribers (queueing is a non-blocking push, so the lock is short and no
+//! lock is ever held across `.await`). Engine interest (first subscriber → `Engine::subscribe`,
+//! last one out → `Engine::unsubscribe`) is serialized per channel by a striped async lock.
+//!
+//! The hub also guards continuity: it remembers the last position it delivered per channel and,
+//! on an offset jump (a lost broker message) or after an engine reconnect, re-reads history to
+//! fill the gap; when it cannot, it disconnects the channel's subscribers with 4003 so they
+//! resubscribe and learn `recovered: false`. Never a silent gap.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use switchboard_protocol::push::{encode_join_leave, encode_pub};
+use switchboard_protocol::{ClientInfo, Disconnect, Publication, StreamPosition};
+
+use crate::engine::{Control, Engine, EngineError, EventSink, HistoryQuery};
+use crate::registry::Registry;
+use crate::session::handle::SessionHandle;
+use crate::session::outbox::{EventKind, Outbound, PubItem};
+
+const SHARDS: usize = 128;
+const INTEREST_STRIPES: usize = 64;
+/// Publications buffered for a subscriber while its recovery is read; beyond this it is cut off
+/// as a slow consumer rather than buffering without bound.
+const MAX_RECOVERY_BUFFER: usize = 10_000;
+
+struct Slot {
+    session: Arc<SessionHandle>,
+    /// `Some` while the subscriber's recovery is being read.
+    buffer: Option<Vec<Arc<PubItem>>>,
+    /// Publications at or below this offset were already sent in the subscribe reply.
+    after: u64,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    slots: Vec<Slot>,
+    index: HashMap<u64, usize>,
+    /// Last position delivered to subscribers.
+    last: Option<(u64, Arc<str>)>,
+    /// `Some` while a gap is being filled from history: publications wait here.
+    resync: Option<Vec<(Arc<str>, Publication)>>,
+    engine_subscribed: bool,
+}
+
+/// One channel with local subscribers.
+pub struct ChannelEntry {
+    name: Arc<str>,
+    state: Mutex<ChannelState>,
+}
+
+impl ChannelEntry {
+    /// The channel's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+}
+
+/// The hub. See the module docs.
+pub struct Hub {
+    shards: Vec<Mutex<HashMap<Arc<str>, Arc<ChannelEntry>>>>,
+    interest: Vec<tokio::sync::Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+    engine: OnceLock<Weak<dyn Engine>>,
+    registry: Arc<Registry>,
+    me: OnceLock<Weak<Hub>>,
+}
+
+impl Hub {
+    pub(crate) fn new(registry: Arc<Registry>) -> Arc<Self> {
+        let hub = Arc::new(Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            interest: (0..INTEREST_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: Default::default(),
+            engine: OnceLock::new(),
+            registry,
+            me: OnceLock::new(),
+        });
+        let _ = hub.me.set(Arc::downgrade(&hub));
+        hub
+    }
+
+    pub(crate) fn set_engine(&self, engine: &Arc<dyn Engine>) {
+        let _ = self.engine.set(Arc::downgrade(engine));
+    }
+
+    fn engine(&self) -> Option<Arc<dyn Engine>> {
+        self.engine.get().and_then(Weak::upgrade)
+    }
+
+    fn hash(&self, channel: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        channel.hash(&mut h);
+        h.finish() as usize
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<HashMap<Arc<str>, Arc<ChannelEntry>>> {
+        &self.shards[self.hash(channel) % SHARDS]
+    }
+
+    fn entry(&self, channel: &str) -> Option<Arc<ChannelEntry>> {
+        self.shard(channel).lock().get(channel).cloned()
+    }
+
+    /// Registers `session` on `channel` in buffering mode: live publications are held back until
+    /// [`Hub::activate`]. Subscribes the node to the channel in the engine if it is the first
+    /// local subscriber.
+    ///
+    /// # Errors
+    /// The engine could not subscribe; nothing was registered.
+    pub async fn subscribe(
+        &self,
+        session: &Arc<SessionHandle>,
+        channel: &str,
+    ) -> Result<Arc<ChannelEntry>, EngineError> {
+        let _interest = self.interest[self.hash(channel) % INTEREST_STRIPES]
+            .lock()
+            .await;
+        let entry = {
+            let mut shard = self.shard(channel).lock();
+            match shard.get(channel) {
+                Some(e) => e.clone(),
+                None => {
+                    let name: Arc<str> = channel.into();
+                    let e = Arc::new(ChannelEntry {
+                        name: name.clone(),
+                        state: Mutex::new(ChannelState::default()),
+                    });
+                    shard.insert(name, e.clone());
+                    crate::metrics::channels(1.0);
+                    e
+                }
+            }
+        };
+        let needs_engine = !entry.state.lock().engine_subscribed;
+        if needs_engine {
+            let engine = self
+                .engine()
+                .ok_or_else(|| EngineError::Unavailable("node stopped".into()))?;
+            if let Err(e) = engine.subscribe(channel).await {
+                crate::metrics::engine_error("subscribe");
+                self.remove_if_empty(&entry);
+                return Err(e);
+            }
+            entry.state.lock().engine_subscribed = true;
+        }
+        let mut st = entry.state.lock();
+        let idx = st.slots.len();
+        st.slots.push(Slot {
+            session: session.clone(),
+            buffer: Some(Vec::new()),
+            after: 0,
+        });
+        st.index.insert(session.sid, idx);
+        drop(st);
+        crate::metrics::subscriptions(1.0);
+        Ok(entry)
+    }
+
+    /// Ends buffering for `session` on `entry`: queues `reply` (the subscribe reply carrying
+    /// publications up to `position`), then the buffered publications newer than `position`,
+    /// then live ones. Atomic with respect to fan-out.
+    pub fn activate(
+        &self,
+        entry: &ChannelEntry,
+        session: &SessionHandle,
+        position: &StreamPosition,
+        reply: Bytes,
+    ) {
+        let mut st = entry.state.lock();
+        let Some(&idx) = st.index.get(&session.sid) else {
+            return;
+        };
+        session
+            .outbox
+            .push(Outbound::Event(EventKind::Reply, reply));
+        let buffered = st.slots[idx].buffer.take().unwrap_or_default();
+        st.slots[idx].after = position.offset;
+        for item in buffered {
+            if item.offset > position.offset {
+                if *item.epoch != *position.epoch {
+                    session.outbox.close(Disconnect::INSUFFICIENT_STATE);
+                    return;
+                }
+                session.outbox.push(Outbound::Pub(item));
+            }
+        }
+        if st.last.is_none() && st.resync.is_none() {
+            st.last = Some((position.offset, position.epoch.as_str().into()));
+        }
+    }
+
+    /// Removes `session` from `channel`; unsubscribes the node in the engine when it was the
+    /// last local subscriber.
+    pub async fn unsubscribe(&self, session: &SessionHandle, channel: &str) {
+        let Some(entry) = self.entry(channel) else {
+            return;
+        };
+        let now_empty = {
+            let mut st = entry.state.lock();
+            let Some(idx) = st.index.remove(&session.sid) else {
+                return;
+            };
+            st.slots.swap_remove(idx);
+            if let Some(moved) = st.slots.get(idx) {
+                let sid = moved.session.sid;
+                st.index.insert(sid, idx);
+            }
+            crate::metrics::subscriptions(-1.0);
+            st.slots.is_empty()
+        };
+        if now_empty {
+            let _interest = self.interest[self.hash(channel) % INTEREST_STRIPES]
+                .lock()
+                .await;
+            if self.remove_if_empty(&entry)
+                && let Some(engine) = self.engine()
+                && engine.unsubscribe(channel).await.is_err()
+            {
+                crate::metrics::engine_error("unsubscribe");
+            }
+        }
+    }
+
+    /// Removes the entry if it has no subscribers; returns whether the engine should be told.
+    fn remove_if_empty(&self, entry: &Arc<ChannelEntry>) -> bool {
+        let mut shard = self.shard(&entry.name).lock();
+        let mut st = entry.state.lock();
+        if !st.slots.is_empty() {
+            return false;
+        }
+        if shard
+            .get(&*entry.name)
+            .is_some_and(|e| Arc::ptr_eq(e, entry))
+        {
+            shard.remove(&*entry.name);
+            crate::metrics::channels(-1.0);
+        }
+        std::mem::take(&mut st.engine_subscribed)
+    }
+
+    /// Active channels with their local subscriber counts, optionally filtered by a pattern.
+    pub fn channels(&self, pattern: Option<&str>) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            for (name, e) in shard.lock().iter() {
+                if pattern.is_none_or(|p| switchboard_protocol::channel::pattern_matches(p, name)) {
+                    out.push((name.to_string(), e.state.lock().slots.len()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Presence entries of local subscribers on channels where `include` says presence is on.
+    pub(crate) fn presence_snapshot(
+        &self,
+        include: impl Fn(&str) -> bool,
+    ) -> Vec<(Arc<str>, Vec<ClientInfo>)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let entries: Vec<Arc<ChannelEntry>> = shard.lock().values().cloned().collect();
+            for e in entries {
+                if include(&e.name) {
+                    let infos = e
+                        .state
+                        .lock()
+                        .slots
+                        .iter()
+                        .map(|s| (*s.session.info()).clone())
+                        .collect();
+                    out.push((e.name.clone(), infos));
+                }
+            }
+        }
+        out
+    }
+
+    fn fan_out(st: &mut ChannelState, item: &Arc<PubItem>) {
+        let mut n = 0;
+        for slot in &mut st.slots {
+            match &mut slot.buffer {
+                Some(buf) => {
+                    if buf.len() >= MAX_RECOVERY_BUFFER {
+                        slot.session.outbox.close(Disconnect::SLOW);
+                    } else {
+                        buf.push(item.clone());
+                    }
+                }
+                None if item.offset > slot.after => {
+                    if slot.session.outbox.push(Outbound::Pub(item.clone())) {
+                        n += 1;
+                    }
+                }
+                None => {}
+            }
+        }
+        crate::metrics::delivered(n);
+    }
+
+    fn close_all(st: &ChannelState, reason: Disconnect) {
+        for slot in &st.slots {
+            slot.session.outbox.close(reason.clone());
+        }
+    }
+
+    fn item(name: &Arc<str>, epoch: &Arc<str>, p: &Publication) -> Arc<PubItem> {
+        Arc::new(PubItem {
+            channel: name.clone(),
+            offset: p.offset,
+            epoch: epoch.clone(),
+            json: encode_pub(name, p),
+            framed: OnceLock::new(),
+        })
+    }
+
+    /// Delivers publications in order, checking continuity against `st.last`. Returns the
+    /// position to resync from when a gap shows up (the rest is buffered).
+    fn deliver(
+        st: &mut ChannelState,
+        name: &Arc<str>,
+        pubs: impl IntoIterator<Item = (Arc<str>, Publication)>,
+    ) -> Option<StreamPosition> {
+        let mut pubs = pubs.into_iter();
+        while let Some((epoch, p)) = pubs.next() {
+            if let Some(buf) = &mut st.resync {
+                buf.push((epoch, p));
+                continue;
+            }
+            match &st.last {
+                Some((last, e)) if **e == *epoch => {
+                    if p.offset <= *last {
+                        continue; // already delivered (resync overlap)
+                    }
+                    if p.offset > last + 1 {
+                        let from = StreamPosition::new(*last, e.to_string());
+                        let mut buf = vec![(epoch, p)];
+                        buf.extend(pubs);
+                        st.resync = Some(buf);
+                        crate::metrics::gap("detected");
+                        return Some(from);
+                    }
+                }
+                Some(_) => {
+                    // The stream's epoch changed: subscribers' positions mean nothing now.
+                    Self::close_all(st, Disconnect::INSUFFICIENT_STATE);
+                    crate::metrics::gap("epoch_changed");
+                }
+                None => {}
+            }
+            st.last = Some((p.offset, epoch.clone()));
+            let item = Self::item(name, &epoch, &p);
+            Self::fan_out(st, &item);
+        }
+        None
+    }
+
+    fn start_resync(&self, entry: Arc<ChannelEntry>, from: StreamPosition) {
+        let (Some(engine), Some(me)) = (self.engine(), self.me.get().and_then(Weak::upgrade))
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            let q = HistoryQuery {
+                since: Some(from.clone()),
+                limit: usize::MAX,
+                reverse: false,
+            };
+            let result = engine.history(&entry.name, &q).await;
+            let mut st = entry.state.lock();
+            let buffered = st.resync.take().unwrap_or_default();
+            match result {
+                Ok(page) => {
+                    crate::metrics::gap("recovered");
+                    let epoch: Arc<str> = page.position.epoch.as_str().into();
+                    let recovered = page.publications.into_iter().map(|p| (epoch.clone(), p));
+                    let again = Self::deliver(&mut st, &entry.name, recovered.chain(buffered));
+                    drop(st);
+                    if let Some(from) = again {
+                        me.start_resync(entry, from);
+                    }
+                }
+                Err(_) => {
+                    crate::metrics::gap("unrecoverable");
+                    Self::close_all(&st, Disconnect::INSUFFICIENT_STATE);
+                    st.last = None;
+                }
+            }
+        });
+    }
+
+    fn all_entries(&self) -> Vec<Arc<ChannelEntry>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+impl EventSink for Hub {
+    fn publication(&self, channel: &str, epoch: &str, publication: Publication) {
+        let Some(entry) = self.entry(channel) else {
+            return;
+        };
+        let resync_from = {
+            let mut st = entry.state.lock();
+            let epoch: Arc<str> = match &st.last {
+                Some((_, e)) if **e == *epoch => e.clone(),
+                _ => epoch.into(),
+            };
+            Self::deliver(&mut st, &entry.name, std::iter::once((epoch, publication)))
+        };
+        if let Some(from) = resync_from {
+            self.start_resync(entry, from);
+        }
+    }
+
+    fn join_leave(&self, channel: &str, join: bool, client: ClientInfo) {
+        let Some(entry) = self.entry(channel) else {
+            return;
+        };
+        let bytes = encode_join_leave(join, channel, &client);
+        let kind = if join {
+            EventKind::Join
+        } else {
+            EventKind::Leave
+        };
+        let st = entry.state.lock();
+        for slot in st.slots.iter().filter(|s| s.buffer.is_none()) {
+            slot.session
+                .outbox
+                .push(Outbound::Event(kind, bytes.clone()));
+        }
+    }
+
+    fn control(&self, control: Control) {
+        match control {
+            Control::DisconnectUser { user, reconnect } => {
+                let reason = if reconnect {
+                    Disconnect::FORCE_RECONNECT
+                } else {
+                    Disconnect::FORBIDDEN
+                };
+                self.registry.disconnect_user(&user, reason);
+            }
+        }
+    }
+
+    fn reconnected(&self) {
+        for entry in self.all_entries() {
+            let from = {
+                let mut st = entry.state.lock();
+                if st.resync.is_some() {
+                    continue;
+                }
+                match &st.last {
+                    Some((o, e)) => {
+                        let from = StreamPosition::new(*o, e.to_string());
+                        st.resync = Some(Vec::new());
+                        from
+                    }
+                    None => continue,
+                }
+            };
+            self.start_resync(entry, from);
+        }
+    }
+}

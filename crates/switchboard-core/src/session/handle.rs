@@ -1,0 +1,90 @@
+//! The part of a session the rest of the node can see: identity, outbox and timers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use switchboard_protocol::ClientInfo;
+
+use super::outbox::Outbox;
+
+/// Which transport a session uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebSocket.
+    Ws,
+    /// Server-Sent Events.
+    Sse,
+    /// One long-poll request.
+    Poll,
+    /// An in-process or HTTP command caller without a stream.
+    Http,
+}
+
+impl Transport {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+            Transport::Poll => "poll",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// Shared, cheap-to-read state of one session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// Node-local serial number.
+    pub sid: u64,
+    /// Client id (unique across nodes).
+    pub id: Arc<str>,
+    /// Transport.
+    pub transport: Transport,
+    /// Outbound queue.
+    pub outbox: Outbox,
+    info: Mutex<Arc<ClientInfo>>,
+    /// Token expiry in Unix seconds (0 = never).
+    pub(crate) expires_at: AtomicU64,
+    pub(crate) expiring_sent: AtomicBool,
+    /// Last time the peer was heard from, in node-clock milliseconds.
+    pub(crate) last_seen: AtomicU64,
+    pub(crate) next_ping: AtomicU64,
+}
+
+impl SessionHandle {
+    pub(crate) fn new(sid: u64, id: Arc<str>, transport: Transport, queue_limit: usize) -> Self {
+        let now = crate::clock::now_ms();
+        Self {
+            sid,
+            info: Mutex::new(Arc::new(ClientInfo {
+                client: id.to_string(),
+                user: String::new(),
+                info: None,
+            })),
+            id,
+            transport,
+            outbox: Outbox::new(queue_limit),
+            expires_at: AtomicU64::new(0),
+            expiring_sent: AtomicBool::new(false),
+            last_seen: AtomicU64::new(now),
+            next_ping: AtomicU64::new(0),
+        }
+    }
+
+    /// Who the client is.
+    pub fn info(&self) -> Arc<ClientInfo> {
+        self.info.lock().clone()
+    }
+
+    pub(crate) fn set_info(&self, info: ClientInfo) {
+        *self.info.lock() = Arc::new(info);
+    }
+
+    /// Records that the peer was heard from (any frame, pong included).
+    pub fn touch(&self) {
+        self.last_seen
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+}
