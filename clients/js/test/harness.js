@@ -163,8 +163,10 @@ export function watchPage(page, label = 'page') {
   const problems = [];
   page.on('pageerror', (err) => problems.push(`${label} uncaught: ${err.message}`));
   page.on('console', (msg) => {
-    // Failed HTTP requests show up as console errors too; tests assert on those themselves.
-    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.push(`${label} console.error: ${msg.text()}`);
+    // Chromium logs failed requests and WebSocket handshakes (e.g. while a node restarts) as
+    // console errors; those are network events the tests assert on themselves.
+    const network = /^(Failed to load resource|WebSocket connection to .* failed)/.test(msg.text());
+    if (msg.type() === 'error' && !network) problems.push(`${label} console.error: ${msg.text()}`);
     if (process.env.DEBUG_PAGES) console.log(`[${label}] ${msg.type()}: ${msg.text()}`);
   });
   return problems;

@@ -27,7 +27,7 @@ test('tokens expiring every 6 s are replaced and publications keep arriving', as
     options: { minReconnectDelay: 100, maxReconnectDelay: 1000 },
   });
   await page.waitForFunction(() => window.sub.state === 'subscribed', null, { timeout: 15000 });
-  assert.equal(stats.getTokenCalls, 1);
+  assert.ok(stats.getTokenCalls >= 1);
 
   // Publish for well past two token lifetimes (6 s + the server's 5 s leeway at most).
   const total = 90;

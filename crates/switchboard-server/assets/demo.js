@@ -164,16 +164,18 @@ function renderMessages() {
   const stick = chatWrap.scrollHeight - chatWrap.scrollTop - chatWrap.clientHeight < 40;
   const sorted = [...messages.values()].sort((a, b) => a.offset - b.offset).slice(-200);
   chatLog.replaceChildren(
-    ...sorted.map((m) => {
-      const author = el('span', { class: 'author', text: m.user });
-      author.style.color = userColor(m.user);
-      return el(
-        'li',
-        { class: m.user === name ? 'mine' : '', dataset: { offset: m.offset, user: m.user } },
-        author,
-        el('span', { class: 'text', text: m.text }),
-        el('time', { class: 'time', text: fmtTime(m.ts) }),
-      );
+    ...sorted.map((m, i) => {
+      const prev = sorted[i - 1];
+      // Consecutive messages from one author within two minutes share a header.
+      const cont = prev && prev.user === m.user && m.ts - prev.ts < 120000;
+      const li = el('li', { class: `${m.user === name ? 'mine' : ''}${cont ? ' cont' : ''}`, dataset: { offset: m.offset, user: m.user } });
+      if (!cont) {
+        const author = el('span', { class: 'author', text: m.user });
+        author.style.color = userColor(m.user);
+        li.append(el('div', { class: 'msg-head' }, author, el('time', { class: 'time', text: fmtTime(m.ts) })));
+      }
+      li.append(el('span', { class: 'text', text: m.text }));
+      return li;
     }),
   );
   $('chat-empty').hidden = sorted.length > 0;
@@ -248,7 +250,7 @@ $('chat-form').addEventListener('submit', async (e) => {
   input.value = '';
   chatError.hidden = true;
   try {
-    await client.publish(CHAT, { text });
+    await client.publish(CHAT, { text, ts: Date.now() });
   } catch (err) {
     input.value = input.value || text;
     chatError.textContent = `Not sent: ${err.message} (${err.code})`;
