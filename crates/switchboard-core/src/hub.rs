@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock, Weak};
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_protocol::push::{encode_join_leave, encode_pub};
 use switchboard_protocol::{ClientInfo, Disconnect, Publication, StreamPosition};
@@ -165,23 +164,23 @@ impl Hub {
         Ok(entry)
     }
 
-    /// Ends buffering for `session` on `entry`: queues `reply` (the subscribe reply carrying
-    /// publications up to `position`), then the buffered publications newer than `position`,
-    /// then live ones. Atomic with respect to fan-out.
+    /// Ends buffering for `session` on `entry`: queues `head` (the subscribe reply, or the
+    /// recovered publications for streaming transports), then the buffered publications newer
+    /// than `position`, then live ones. Atomic with respect to fan-out.
     pub fn activate(
         &self,
         entry: &ChannelEntry,
         session: &SessionHandle,
         position: &StreamPosition,
-        reply: Bytes,
+        head: Vec<Outbound>,
     ) {
         let mut st = entry.state.lock();
         let Some(&idx) = st.index.get(&session.sid) else {
             return;
         };
-        session
-            .outbox
-            .push(Outbound::Event(EventKind::Reply, reply));
+        for item in head {
+            session.outbox.push(item);
+        }
         let buffered = st.slots[idx].buffer.take().unwrap_or_default();
         st.slots[idx].after = position.offset;
         for item in buffered {
@@ -313,7 +312,8 @@ impl Hub {
         }
     }
 
-    fn item(name: &Arc<str>, epoch: &Arc<str>, p: &Publication) -> Arc<PubItem> {
+    /// Encodes a publication once for every transport.
+    pub fn item(name: &Arc<str>, epoch: &Arc<str>, p: &Publication) -> Arc<PubItem> {
         Arc::new(PubItem {
             channel: name.clone(),
             offset: p.offset,

@@ -30,6 +30,23 @@ use crate::node::{Node, engine_error};
 use handle::SessionHandle;
 use outbox::{EventKind, Outbound};
 
+/// Where a subscription's recovered publications go.
+enum Delivery {
+    /// In the reply to command `id`.
+    Reply(u64),
+    /// As publication items, for streaming transports.
+    Stream,
+}
+
+/// Result of [`Session::subscribe_stream`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscribed {
+    /// Position after the recovered publications.
+    pub position: StreamPosition,
+    /// Whether everything after `since` was recovered.
+    pub recovered: bool,
+}
+
 /// What the transport should do after a command.
 pub type Flow = Result<(), Disconnect>;
 
@@ -259,13 +276,38 @@ impl Session {
         Ok(())
     }
 
-    /// Subscribes with recovery, following the buffered protocol described in [`crate::hub`].
+    /// Subscribes with recovery, following the buffered protocol described in [`crate::hub`],
+    /// and queues the reply.
     async fn subscribe(
         &mut self,
         id: u64,
         channel: &str,
         since: Option<StreamPosition>,
     ) -> Result<(), ProtocolError> {
+        self.subscribe_with(channel, since, Delivery::Reply(id))
+            .await
+            .map(|_| ())
+    }
+
+    /// Subscribes for a streaming transport (SSE, poll): recovered publications are queued as
+    /// publication items (not a reply), followed by live ones.
+    ///
+    /// # Errors
+    /// Permission, channel and engine errors, as for the `subscribe` command.
+    pub async fn subscribe_stream(
+        &mut self,
+        channel: &str,
+        since: Option<StreamPosition>,
+    ) -> Result<Subscribed, ProtocolError> {
+        self.subscribe_with(channel, since, Delivery::Stream).await
+    }
+
+    async fn subscribe_with(
+        &mut self,
+        channel: &str,
+        since: Option<StreamPosition>,
+        delivery: Delivery,
+    ) -> Result<Subscribed, ProtocolError> {
         let ch = self.node.channel(channel)?;
         let creds = self
             .creds
@@ -309,15 +351,24 @@ impl Session {
                 return Err(engine_error("history")(e));
             }
         };
-        let reply = encode_ok(
-            id,
-            &SubscribeResult {
-                position: position.clone(),
-                recovered,
-                publications,
-            },
-        );
-        hub.activate(&entry, &self.handle, &position, reply);
+        let head = match delivery {
+            Delivery::Reply(id) => {
+                let r = SubscribeResult {
+                    position: position.clone(),
+                    recovered,
+                    publications,
+                };
+                vec![Outbound::Event(EventKind::Reply, encode_ok(id, &r))]
+            }
+            Delivery::Stream => {
+                let epoch: Arc<str> = position.epoch.as_str().into();
+                publications
+                    .iter()
+                    .map(|p| Outbound::Pub(crate::hub::Hub::item(entry.name(), &epoch, p)))
+                    .collect()
+            }
+        };
+        hub.activate(&entry, &self.handle, &position, head);
         self.subs.insert(entry.name().clone(), entry);
         if policy.presence {
             let info = self.handle.info();
@@ -338,7 +389,10 @@ impl Session {
                 crate::metrics::engine_error("join");
             }
         }
-        Ok(())
+        Ok(Subscribed {
+            position,
+            recovered,
+        })
     }
 
     /// Unsubscribes; returns whether the session was subscribed.

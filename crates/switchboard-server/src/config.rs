@@ -1,0 +1,304 @@
+//! Configuration: built-in defaults ← TOML file ← `SWITCHBOARD_*` environment ← command-line
+//! flags. Unknown keys are errors that name the key; see `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_core::NodeConfig;
+use switchboard_core::config::{ClientConfig, JwtConfig, LimitsConfig, NamespaceConfig};
+
+use crate::limits::ConnectionLimits;
+
+/// Which engine backs the node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Embedded, single node.
+    #[default]
+    Memory,
+    /// Redis, several nodes.
+    Redis,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Key for `/api` (`X-API-Key`); generated at start-up when unset.
+    pub api_key: Option<String>,
+    /// `memory` or `redis`.
+    pub engine: EngineKind,
+    /// Redis URL for `engine = "redis"`.
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Redis Cluster mode (sharded pub/sub).
+    pub redis_cluster: bool,
+    /// Node name (random when empty).
+    pub name: String,
+    /// Origins allowed on WebSocket and SSE handshakes (exact match; empty = any).
+    pub allowed_origins: Vec<String>,
+    /// PEM certificate chain: serve https/wss.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// Lifetime of connection tickets.
+    #[serde(with = "humantime_serde")]
+    pub ticket_ttl: Duration,
+    /// Interval of SSE keep-alive comments (below common proxy idle timeouts).
+    #[serde(with = "humantime_serde")]
+    pub sse_keepalive: Duration,
+    /// Longest wait a `/poll` request may ask for.
+    #[serde(with = "humantime_serde")]
+    pub poll_max_timeout: Duration,
+    /// Time given to sessions and requests to finish at shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Sessions told to reconnect per second while draining.
+    pub drain_rate: usize,
+    /// Serve the demo page, `/dev/token` and the demo ticker (default: on without a config
+    /// file, off with one).
+    pub demo: Option<bool>,
+    /// Token verification.
+    pub jwt: JwtConfig,
+    /// Session timings.
+    pub client: ClientConfig,
+    /// Message and session limits.
+    pub limits: LimitsConfig,
+    /// Connection limits.
+    pub connections: ConnectionLimits,
+    /// Channel policies by namespace (`default` for the rest).
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8000".into(),
+            api_key: None,
+            engine: EngineKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "sb".into(),
+            redis_cluster: false,
+            name: String::new(),
+            allowed_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Text,
+            ticket_ttl: Duration::from_secs(30),
+            sse_keepalive: Duration::from_secs(15),
+            poll_max_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            drain_rate: 1000,
+            demo: None,
+            jwt: JwtConfig::default(),
+            client: ClientConfig::default(),
+            limits: LimitsConfig::default(),
+            connections: ConnectionLimits::default(),
+            namespaces: BTreeMap::new(),
+        }
+    }
+}
+
+/// Values given on the command line; they override everything else.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--api-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// `--engine`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineKind>,
+    /// `--redis-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// `--jwt-secret` (or `SWITCHBOARD_JWT_SECRET`).
+    #[serde(skip)]
+    pub jwt_secret: Option<String>,
+}
+
+/// A loaded configuration with where it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// No config file was given: development defaults apply.
+    pub development: bool,
+    /// Secrets generated because none were configured (printed once at start-up).
+    pub generated: Vec<(&'static str, String)>,
+}
+
+/// Environment variables that the command line reads itself.
+const CLI_ENV: &[&str] = &["config", "jwt_secret", "url"];
+
+/// Loads the configuration.
+///
+/// # Errors
+/// A message naming the bad key or file.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, String> {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(format!("config file {} does not exist", path.display()));
+        }
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    fig = fig
+        .merge(
+            Env::prefixed("SWITCHBOARD_")
+                .split("__")
+                .filter(|k| !CLI_ENV.iter().any(|c| k.as_str().eq_ignore_ascii_case(c))),
+        )
+        .merge(Serialized::defaults(overrides));
+    let mut config: Config = fig.extract().map_err(|e| {
+        e.into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    if let Some(secret) = &overrides.jwt_secret {
+        config.jwt.secret = Some(secret.clone());
+    }
+    let development = file.is_none();
+    if development && config.namespaces.is_empty() {
+        config
+            .namespaces
+            .insert("default".into(), NamespaceConfig::development());
+    }
+    let mut generated = Vec::new();
+    if config.api_key.as_deref().is_none_or(str::is_empty) {
+        let key = random_secret();
+        generated.push(("api key", key.clone()));
+        config.api_key = Some(key);
+    }
+    if config.jwt.secret.is_none()
+        && config.jwt.public_key_pem.is_none()
+        && config.jwt.public_key_file.is_none()
+    {
+        let secret = random_secret();
+        generated.push(("jwt secret", secret.clone()));
+        config.jwt.secret = Some(secret);
+    }
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err("tls_cert and tls_key must be given together".into());
+    }
+    config.node_config().validate()?;
+    Ok(Loaded {
+        config,
+        development,
+        generated,
+    })
+}
+
+fn random_secret() -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// HTTP-level settings derived from [`Config`].
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// API key for `/api`.
+    pub api_key: String,
+    /// Allowed origins.
+    pub allowed_origins: Vec<String>,
+    /// Ticket lifetime.
+    pub ticket_ttl: Duration,
+    /// SSE keep-alive interval.
+    pub sse_keepalive: Duration,
+    /// Longest poll wait.
+    pub poll_max_timeout: Duration,
+    /// Demo page and dev endpoints on.
+    pub demo: bool,
+    /// Connection limits.
+    pub connections: ConnectionLimits,
+}
+
+impl Config {
+    /// The core's part of the configuration.
+    pub fn node_config(&self) -> NodeConfig {
+        NodeConfig {
+            name: self.name.clone(),
+            jwt: self.jwt.clone(),
+            client: self.client.clone(),
+            limits: self.limits.clone(),
+            namespaces: self.namespaces.clone(),
+        }
+    }
+
+    /// The HTTP layer's part.
+    pub fn settings(&self, development: bool) -> Settings {
+        Settings {
+            api_key: self.api_key.clone().unwrap_or_default(),
+            allowed_origins: self.allowed_origins.clone(),
+            ticket_ttl: self.ticket_ttl,
+            sse_keepalive: self.sse_keepalive,
+            poll_max_timeout: self.poll_max_timeout,
+            demo: self.demo.unwrap_or(development),
+            connections: self.connections.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = std::env::temp_dir().join(format!("sbcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\n[client]\nping_intervall = \"5s\"\n",
+        )
+        .unwrap();
+        let err = load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(err.contains("ping_intervall"), "{err}");
+        std::fs::write(&f, "[limits]\nmax_message_size = 5\n").unwrap();
+        let err = load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(err.contains("max_message_size"), "{err}");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\n[namespaces.chat]\nhistory_size = 10\n",
+        )
+        .unwrap();
+        let l = load(
+            Some(&f),
+            &Overrides {
+                listen: Some("127.0.0.1:2".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(l.config.listen, "127.0.0.1:2");
+        assert_eq!(l.config.namespaces["chat"].history_size, 10);
+        assert!(!l.development);
+    }
+}

@@ -1,0 +1,95 @@
+//! Small HTTP endpoints: health, readiness, metrics, tickets and HTTP commands.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use switchboard_core::Transport;
+use switchboard_protocol::command::{Op, decode_one};
+use switchboard_protocol::reply::encode_error;
+
+use crate::error::{ApiError, status_for};
+use crate::state::AppState;
+
+/// `GET /health`: the process is alive.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /ready`: the engine is reachable and the node is not draining.
+pub async fn ready(State(app): State<AppState>) -> Response {
+    if app.node.ready().await {
+        Json(serde_json::json!({"ready": true})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false})),
+        )
+            .into_response()
+    }
+}
+
+/// `POST /auth/ticket`: exchanges a bearer token for a single-use connection ticket.
+pub async fn ticket(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let creds = app.bearer(&headers)?;
+    let (ticket, expires_in) = app.tickets.issue(creds)?;
+    Ok(Json(
+        serde_json::json!({"ticket": ticket, "expires_in": expires_in}),
+    ))
+}
+
+/// `POST /cmd`: one `publish`, `history` or `presence` command over HTTP, for clients that
+/// receive over SSE or poll. The body and the reply use the WebSocket command format.
+pub async fn command(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let creds = match app.bearer(&headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let reply = |status: StatusCode, body: Bytes| {
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    if body.len() > app.node.config().limits.max_message_size + 1024 {
+        return ApiError::new(
+            switchboard_protocol::ErrorCode::TooLarge,
+            "command too large",
+        )
+        .into_response();
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return ApiError::bad_request("body is not UTF-8").into_response();
+    };
+    let cmd = match decode_one(text) {
+        Ok(c) => c,
+        Err(e) => return reply(status_for(e.error.code), encode_error(e.id, &e.error)),
+    };
+    if !matches!(
+        cmd.op,
+        Op::Publish { .. } | Op::History { .. } | Op::Presence { .. }
+    ) {
+        let e = switchboard_protocol::ProtocolError::new(
+            switchboard_protocol::ErrorCode::BadRequest,
+            format!("`{}` is not available over HTTP; use /ws", cmd.op.name()),
+        );
+        return reply(StatusCode::BAD_REQUEST, encode_error(Some(cmd.id), &e));
+    }
+    let mut session = app.node.session(Transport::Http);
+    session.connect_with(creds);
+    let result = session.execute(cmd.op).await;
+    session.close(None).await;
+    match result {
+        Ok(bytes) => reply(
+            StatusCode::OK,
+            switchboard_core::session::splice_id(cmd.id, &bytes),
+        ),
+        Err(e) => reply(status_for(e.code), encode_error(Some(cmd.id), &e)),
+    }
+}

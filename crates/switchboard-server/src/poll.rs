@@ -1,0 +1,107 @@
+//! The long-poll transport: `GET /poll?channel=..&since=<cursor>&timeout=N`.
+//!
+//! Stateless: the cursor carries every channel's position, so any node answers. A request
+//! subscribes a short-lived session from the cursor (the same buffered recovery as the other
+//! transports), returns at once when publications are waiting, otherwise waits for the first
+//! one or the timeout, and unsubscribes.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
+use switchboard_core::{Outbound, Transport};
+use switchboard_protocol::{ErrorCode, StreamPosition};
+
+use crate::error::ApiError;
+use crate::sse::subscribe_all;
+use crate::state::AppState;
+use crate::stream_query::StreamQuery;
+
+/// Most publications returned by one poll; the cursor lets the client fetch the rest at once.
+const MAX_BATCH: usize = 1000;
+
+/// `GET /poll`.
+pub async fn handler(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    match poll(app, uri, headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    let node = app.node.clone();
+    let q = StreamQuery::parse(
+        uri.query(),
+        node.config().limits.max_subscriptions_per_session,
+    )?;
+    let timeout = match q.timeout.as_deref() {
+        None => app.settings.poll_max_timeout.min(Duration::from_secs(25)),
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("timeout must be whole seconds"))?,
+        ),
+    }
+    .min(app.settings.poll_max_timeout);
+    let creds = app.bearer(&headers)?;
+    for ch in &q.channels {
+        let name = node.channel(ch)?;
+        if node.policy(&name).history_size == 0 {
+            return Err(ApiError::new(
+                ErrorCode::NotAvailable,
+                format!(
+                    "channel {ch} keeps no history; polling needs history to resume between requests"
+                ),
+            ));
+        }
+    }
+    let cursor = q.cursor(&headers)?;
+    let mut session = node.session(Transport::Poll);
+    session.connect_with(creds);
+    let result = subscribe_all(&mut session, &q.channels, cursor.as_ref()).await;
+    let (mut out, reset) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            session.close(None).await;
+            return Err(e);
+        }
+    };
+    let mut publications: Vec<Box<RawValue>> = Vec::new();
+    if cursor.is_some() {
+        let outbox = &session.handle().outbox;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut items = Vec::new();
+        loop {
+            let closed = outbox.drain(&mut items, MAX_BATCH - publications.len());
+            for item in items.drain(..) {
+                if let Outbound::Pub(p) = item {
+                    out.set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
+                    if let Ok(raw) =
+                        RawValue::from_string(String::from_utf8_lossy(&p.json).into_owned())
+                    {
+                        publications.push(raw);
+                    }
+                }
+            }
+            // Return as soon as there is something to say, or the session was closed (token
+            // expiry, drain): the next poll continues from the cursor.
+            if !publications.is_empty() || !reset.is_empty() || closed.is_some() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, outbox.wait())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    session.close(None).await;
+    let mut body = serde_json::json!({ "publications": publications, "cursor": out.encode() });
+    if !reset.is_empty() {
+        body["reset"] = serde_json::json!(reset);
+    }
+    Ok(Json(body).into_response())
+}

@@ -1,0 +1,240 @@
+//! A minimal server-side WebSocket frame codec (RFC 6455), IO-free.
+//!
+//! Why not tungstenite for this part: a server pushes the same publication to thousands of
+//! sockets. Server frames are unmasked, so one publication is framed **once** (`Bytes` with
+//! header and payload) and the same bytes are written to every subscriber with vectored
+//! writes; tungstenite copies every message into a per-connection buffer that keeps its peak
+//! size. Reading is simple for a server (masked frames, no extensions negotiated), and this
+//! parser is checked against tungstenite's client in the integration tests.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use switchboard_protocol::Disconnect;
+
+/// Frame opcodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// Continuation of a fragmented message.
+    Continuation,
+    /// UTF-8 text.
+    Text,
+    /// Binary data.
+    Binary,
+    /// Close.
+    Close,
+    /// Ping.
+    Ping,
+    /// Pong.
+    Pong,
+}
+
+impl Opcode {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Self::Continuation,
+            1 => Self::Text,
+            2 => Self::Binary,
+            8 => Self::Close,
+            9 => Self::Ping,
+            10 => Self::Pong,
+            _ => return None,
+        })
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            Self::Continuation => 0,
+            Self::Text => 1,
+            Self::Binary => 2,
+            Self::Close => 8,
+            Self::Ping => 9,
+            Self::Pong => 10,
+        }
+    }
+
+    fn is_control(self) -> bool {
+        matches!(self, Self::Close | Self::Ping | Self::Pong)
+    }
+}
+
+/// A decoded client frame with its payload unmasked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Final fragment.
+    pub fin: bool,
+    /// Opcode.
+    pub opcode: Opcode,
+    /// Unmasked payload.
+    pub payload: BytesMut,
+}
+
+/// Parses one client frame from the front of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed. `max_payload` bounds a single frame's payload
+/// before it is buffered, so an oversized frame is refused from its header alone.
+///
+/// # Errors
+/// The disconnect to close with: protocol errors (1002) and oversized frames (4504).
+pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Frame>, Disconnect> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    let b0 = buf[0];
+    let b1 = buf[1];
+    let fin = b0 & 0x80 != 0;
+    if b0 & 0x70 != 0 {
+        return Err(Disconnect::PROTOCOL_ERROR); // RSV bits without a negotiated extension
+    }
+    let opcode = Opcode::from_u8(b0 & 0x0f).ok_or(Disconnect::PROTOCOL_ERROR)?;
+    if b1 & 0x80 == 0 {
+        return Err(Disconnect::PROTOCOL_ERROR); // clients must mask
+    }
+    let (len, header) = match b1 & 0x7f {
+        126 => {
+            if buf.len() < 4 {
+                return Ok(None);
+            }
+            (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4)
+        }
+        127 => {
+            if buf.len() < 10 {
+                return Ok(None);
+            }
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[2..10]);
+            let len = u64::from_be_bytes(b);
+            if len >> 63 != 0 {
+                return Err(Disconnect::PROTOCOL_ERROR);
+            }
+            (len, 10)
+        }
+        n => (u64::from(n), 2),
+    };
+    if opcode.is_control() && (!fin || len > 125) {
+        return Err(Disconnect::PROTOCOL_ERROR);
+    }
+    if len > max_payload as u64 {
+        return Err(Disconnect::TOO_LARGE);
+    }
+    let len = len as usize;
+    let total = header + 4 + len;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let mut mask = [0u8; 4];
+    mask.copy_from_slice(&buf[header..header + 4]);
+    buf.advance(header + 4);
+    let mut payload = buf.split_to(len);
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+    Ok(Some(Frame {
+        fin,
+        opcode,
+        payload,
+    }))
+}
+
+/// Encodes a server frame header for a final frame.
+fn put_header(out: &mut BytesMut, opcode: Opcode, len: usize) {
+    out.put_u8(0x80 | opcode.as_u8());
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if len <= 0xffff {
+        out.put_u8(126);
+        out.put_u16(len as u16);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+}
+
+/// Frames `payload` as one unmasked server frame.
+pub fn frame(opcode: Opcode, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 10);
+    put_header(&mut out, opcode, payload.len());
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// A close frame with `code` and `reason` (truncated to fit 125 bytes).
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut r = reason.as_bytes();
+    if r.len() > 123 {
+        r = &r[..123];
+    }
+    let mut p = Vec::with_capacity(2 + r.len());
+    p.extend_from_slice(&code.to_be_bytes());
+    p.extend_from_slice(r);
+    frame(Opcode::Close, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(fin: bool, op: u8, payload: &[u8]) -> BytesMut {
+        let mask = [1u8, 2, 3, 4];
+        let mut b = BytesMut::new();
+        b.put_u8(if fin { 0x80 } else { 0 } | op);
+        if payload.len() < 126 {
+            b.put_u8(0x80 | payload.len() as u8);
+        } else if payload.len() <= 0xffff {
+            b.put_u8(0x80 | 126);
+            b.put_u16(payload.len() as u16);
+        } else {
+            b.put_u8(0x80 | 127);
+            b.put_u64(payload.len() as u64);
+        }
+        b.put_slice(&mask);
+        b.extend(payload.iter().enumerate().map(|(i, x)| x ^ mask[i % 4]));
+        b
+    }
+
+    #[test]
+    fn parses_all_length_forms_incrementally() {
+        for n in [0usize, 5, 125, 126, 1000, 70_000] {
+            let payload: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let full = masked(true, 1, &payload);
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            for chunk in full.chunks(777) {
+                assert!(got.is_none());
+                buf.extend_from_slice(chunk);
+                got = parse(&mut buf, 100_000).unwrap();
+            }
+            let f = got.unwrap();
+            assert_eq!(&f.payload[..], &payload[..]);
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn rejects_protocol_violations() {
+        let mut unmasked = BytesMut::from(&[0x81u8, 0x01, b'x'][..]);
+        assert_eq!(parse(&mut unmasked, 100), Err(Disconnect::PROTOCOL_ERROR));
+        let mut rsv = masked(true, 1, b"x");
+        rsv[0] |= 0x40;
+        assert_eq!(parse(&mut rsv, 100), Err(Disconnect::PROTOCOL_ERROR));
+        assert_eq!(
+            parse(&mut masked(true, 3, b"x"), 100),
+            Err(Disconnect::PROTOCOL_ERROR)
+        );
+        assert_eq!(
+            parse(&mut masked(false, 9, b"x"), 100),
+            Err(Disconnect::PROTOCOL_ERROR)
+        );
+        assert_eq!(
+            parse(&mut masked(true, 1, &[0; 200]), 100),
+            Err(Disconnect::TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn frames_server_messages() {
+        assert_eq!(&frame(Opcode::Text, b"hi")[..], &[0x81, 2, b'h', b'i']);
+        assert_eq!(&frame(Opcode::Text, &[0; 300])[..4], &[0x81, 126, 1, 44]);
+        let c = close_frame(4004, "token expired");
+        assert_eq!(&c[..4], &[0x88, 15, 0x0f, 0xa4]);
+    }
+}

@@ -1,0 +1,284 @@
+//! One WebSocket connection: reads client frames into its [`Session`], writes the session's
+//! outbox in batches.
+//!
+//! Memory discipline for idle connections: the read buffer is empty (no capacity) between
+//! messages — reads go through a stack buffer and only a partial frame is kept; the write batch
+//! is allocated only while writing; command handling is boxed so its (large) future exists only
+//! while a command runs. One task per connection, no per-connection timers (the node's
+//! housekeeper queues pings and enforces expiry).
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use switchboard_core::{Outbound, Session};
+use switchboard_protocol::Disconnect;
+use switchboard_protocol::push::{PING, encode_disconnect};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::codec::{self, Frame, Opcode};
+
+/// Most frames written in one vectored write.
+const BATCH: usize = 64;
+/// Stack buffer for one read; a partial frame larger than this is accumulated on the heap.
+const READ_CHUNK: usize = 2048;
+
+async fn read_some<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut stack = [0u8; READ_CHUNK];
+        let mut rb = ReadBuf::new(&mut stack);
+        ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+        buf.extend_from_slice(rb.filled());
+        Poll::Ready(Ok(rb.filled().len()))
+    })
+    .await
+}
+
+async fn write_all_vectored<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    frames: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    let mut first = 0;
+    while first < frames.len() {
+        let slices: Vec<IoSlice<'_>> = frames[first..]
+            .iter()
+            .take(BATCH)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = frames[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                let rest = frames[first].split_off(n);
+                frames[first] = rest;
+                n = 0;
+            }
+        }
+    }
+    frames.clear();
+    Ok(())
+}
+
+fn render(item: Outbound, out: &mut Vec<Bytes>) {
+    match item {
+        Outbound::Pub(p) => out.push(
+            p.framed
+                .get_or_init(|| codec::frame(Opcode::Text, &p.json))
+                .clone(),
+        ),
+        Outbound::Event(_, json) => out.push(codec::frame(Opcode::Text, &json)),
+        Outbound::Ping => {
+            out.push(codec::frame(Opcode::Text, PING));
+            out.push(codec::frame(Opcode::Ping, b""));
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    Close(Disconnect),
+    /// The peer closed or the socket failed: nothing more can be written.
+    Gone,
+}
+
+struct Conn<S> {
+    io: S,
+    session: Session,
+    rbuf: BytesMut,
+    fragments: Option<(Opcode, BytesMut)>,
+    max_message: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Writes everything queued; returns the session's close reason if it is closed.
+    async fn flush(&mut self) -> Result<Option<Disconnect>, io::Error> {
+        let outbox = &self.session.handle().outbox;
+        let mut items = Vec::new();
+        let mut frames = Vec::new();
+        loop {
+            let closed = outbox.drain(&mut items, BATCH);
+            if items.is_empty() {
+                return Ok(closed);
+            }
+            for item in items.drain(..) {
+                render(item, &mut frames);
+            }
+            // A slow consumer is cut off by the publishers (the outbox closes itself); stop
+            // waiting on a socket that does not drain instead of holding the task forever.
+            let write = write_all_vectored(&mut self.io, &mut frames);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    r = &mut write => { r?; break; }
+                    _ = outbox.wait() => {
+                        if outbox.closed() == Some(Disconnect::SLOW) {
+                            return Err(io::ErrorKind::TimedOut.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, f: Frame) -> Result<Option<(Opcode, BytesMut)>, Disconnect> {
+        match f.opcode {
+            Opcode::Ping | Opcode::Pong | Opcode::Close => Ok(Some((f.opcode, f.payload))),
+            Opcode::Continuation => {
+                let Some((op, mut acc)) = self.fragments.take() else {
+                    return Err(Disconnect::PROTOCOL_ERROR);
+                };
+                if acc.len() + f.payload.len() > self.max_message {
+                    return Err(Disconnect::TOO_LARGE);
+                }
+                acc.extend_from_slice(&f.payload);
+                if f.fin {
+                    Ok(Some((op, acc)))
+                } else {
+                    self.fragments = Some((op, acc));
+                    Ok(None)
+                }
+            }
+            Opcode::Text | Opcode::Binary => {
+                if self.fragments.is_some() {
+                    return Err(Disconnect::PROTOCOL_ERROR);
+                }
+                if f.fin {
+                    Ok(Some((f.opcode, f.payload)))
+                } else {
+                    self.fragments = Some((f.opcode, f.payload));
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    async fn on_readable(&mut self) -> Step {
+        match read_some(&mut self.io, &mut self.rbuf).await {
+            Ok(0) | Err(_) => return Step::Gone,
+            Ok(_) => {}
+        }
+        self.session.handle().touch();
+        let step = self.process_buffer().await;
+        if self.rbuf.is_empty() {
+            // Give back the capacity: idle connections hold no read buffer.
+            self.rbuf = BytesMut::new();
+        }
+        step
+    }
+
+    /// Handles every complete frame in the read buffer.
+    async fn process_buffer(&mut self) -> Step {
+        loop {
+            let frame = match codec::parse(&mut self.rbuf, self.max_message) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Step::Continue,
+                Err(d) => return Step::Close(d),
+            };
+            let (op, payload) = match self.on_frame(frame) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(d) => return Step::Close(d),
+            };
+            match op {
+                Opcode::Text => {
+                    let Ok(text) = std::str::from_utf8(&payload) else {
+                        return Step::Close(Disconnect::INVALID_UTF8);
+                    };
+                    // Boxed: the command future is large and must not live in the idle task.
+                    if let Err(d) = Box::pin(self.session.handle_frame(text)).await {
+                        return Step::Close(d);
+                    }
+                }
+                Opcode::Binary => return Step::Close(Disconnect::UNSUPPORTED_DATA),
+                Opcode::Ping => {
+                    let pong = codec::frame(Opcode::Pong, &payload);
+                    if self.io.write_all(&pong).await.is_err() {
+                        return Step::Gone;
+                    }
+                }
+                Opcode::Pong | Opcode::Continuation => {}
+                Opcode::Close => {
+                    let code = if payload.len() >= 2 {
+                        u16::from_be_bytes([payload[0], payload[1]])
+                    } else {
+                        1000
+                    };
+                    let echo = codec::close_frame(if code >= 1000 { code } else { 1000 }, "");
+                    let _ = self.io.write_all(&echo).await;
+                    return Step::Gone;
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self, d: &Disconnect) {
+        let mut frames = vec![
+            codec::frame(Opcode::Text, &encode_disconnect(d)),
+            codec::close_frame(d.code, &d.reason),
+        ];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            let _ = write_all_vectored(&mut self.io, &mut frames).await;
+            let _ = self.io.shutdown().await;
+        })
+        .await;
+    }
+}
+
+/// Runs a connection until it ends. `initial` holds bytes hyper read past the handshake.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(io: S, session: Session, initial: Bytes) {
+    let auth_deadline = tokio::time::Instant::now() + session.node().config().client.auth_timeout;
+    let max_message = session.node().config().limits.max_message_size;
+    let mut conn = Conn {
+        io,
+        session,
+        rbuf: BytesMut::from(&initial[..]),
+        fragments: None,
+        max_message,
+    };
+    let mut reason = match conn.process_buffer().await {
+        Step::Continue => None,
+        Step::Close(d) => Some(Some(d)),
+        Step::Gone => Some(None),
+    };
+    let mut broken = false;
+    let handle = conn.session.handle().clone();
+    while reason.is_none() {
+        match conn.flush().await {
+            Ok(Some(d)) => reason = Some(Some(d)),
+            Ok(None) => {}
+            Err(_) => {
+                // A write was abandoned mid-frame: nothing more can be framed on this socket.
+                broken = true;
+                reason = Some(conn.session.handle().outbox.closed());
+            }
+        }
+        if reason.is_some() {
+            break;
+        }
+        let connected = conn.session.is_connected();
+        tokio::select! {
+            step = conn.on_readable() => match step {
+                Step::Continue => {}
+                Step::Close(d) => reason = Some(Some(d)),
+                Step::Gone => reason = Some(None),
+            },
+            _ = handle.outbox.wait() => {}
+            _ = tokio::time::sleep_until(auth_deadline), if !connected => reason = Some(Some(Disconnect::AUTH_TIMEOUT)),
+        }
+    }
+    let reason = reason.flatten();
+    if let Some(d) = reason.as_ref().filter(|_| !broken) {
+        // Flush what is queued (e.g. an error reply) before the disconnect.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.flush()).await;
+        conn.close(d).await;
+    }
+    conn.session.close(reason.as_ref()).await;
+}

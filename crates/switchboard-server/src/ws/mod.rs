@@ -1,0 +1,137 @@
+//! The WebSocket transport: the `/ws` handshake and the connection loop.
+
+pub mod codec;
+pub mod conn;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+use switchboard_core::Transport;
+use tokio::net::TcpStream;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Query parameters of `/ws`.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    /// A single-use ticket from `POST /auth/ticket`.
+    pub ticket: Option<String>,
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn accept_key(key: &[u8]) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key);
+    sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
+}
+
+/// `GET /ws`: checks the handshake, origin and ticket, then hands the upgraded socket to the
+/// connection loop.
+pub async fn handler(
+    State(app): State<AppState>,
+    Query(q): Query<WsQuery>,
+    mut req: axum::extract::Request,
+) -> Response {
+    let headers = req.headers();
+    if !header_has_token(headers, header::UPGRADE, "websocket")
+        || !header_has_token(headers, header::CONNECTION, "upgrade")
+    {
+        return ApiError::bad_request(
+            "this endpoint speaks WebSocket: send an Upgrade: websocket request",
+        )
+        .into_response();
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut r = ApiError::bad_request("unsupported WebSocket version, use 13").into_response();
+        *r.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec())
+    else {
+        return ApiError::bad_request("missing Sec-WebSocket-Key").into_response();
+    };
+    if let Err(e) = app.check_origin(headers) {
+        return e.into_response();
+    }
+    let creds = match q.ticket.as_deref().map(|t| app.tickets.redeem(t)) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return e.into_response(),
+        None => None,
+    };
+    let guard = match app.limits.admit(
+        &app,
+        creds.as_ref().map(|c| c.user.as_str()),
+        req.extensions(),
+    ) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
+        return ApiError::bad_request("the connection cannot be upgraded (HTTP/1.1 required)")
+            .into_response();
+    };
+    let node = app.node.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut session = node.session(Transport::Ws);
+        if let Some(c) = creds {
+            session.connect_with(c);
+        }
+        // Unwrap hyper's boxed IO back to the plain TCP stream when possible: smaller and
+        // without an extra indirection on every read and write.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => conn::run(parts.io.into_inner(), session, parts.read_buf).await,
+            Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
+                Ok(parts) => conn::run(parts.io.into_inner(), session, parts.read_buf).await,
+                Err(upgraded) => conn::run(TokioIo::new(upgraded), session, Bytes::new()).await,
+            },
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key(&key))
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        assert_eq!(
+            super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kO+oFJVZbH6Tfo="
+        );
+    }
+}
