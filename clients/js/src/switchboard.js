@@ -213,7 +213,8 @@ export class Subscription extends Emitter {
   /** Position of the last publication delivered: `{offset, epoch}`, or null before the first
    * subscribe reply. */
   get position() {
-    return this._pos ? { offset: this._pos.offset, epoch: this._pos.epoch } : null;
+    const p = this._pos;
+    return p && typeof p.offset === 'number' && p.epoch != null ? { offset: p.offset, epoch: p.epoch } : null;
   }
 
   unsubscribe() {
@@ -989,6 +990,16 @@ export class Switchboard extends Emitter {
       return;
     }
     if (t !== this._t || stream !== t.stream) return;
+    // After a stream was refused over its cursor, start over without one: those channels cannot
+    // prove continuity, so they get `reset` once the new stream is up.
+    const forcedReset = new Set();
+    if (this._sseDropCursor) {
+      for (const ch of channels) {
+        const sub = this._subs.get(ch);
+        if (sub._pos) forcedReset.add(ch);
+        sub._pos = null;
+      }
+    }
     const cursor = this._sseCursor(t, channels);
     const qs = new URLSearchParams();
     for (const ch of channels) qs.append('channel', ch);
@@ -999,6 +1010,7 @@ export class Switchboard extends Emitter {
     t.resetSeen = new Set();
     const es = new EventSource(`${this._httpBase}/sse?${qs}`);
     t.es = es;
+    let welcomed = false;
     t.handshakeTimer = setTimeout(
       () => this._abandon(t, { code: 1006, reason: 'SSE welcome timed out', reconnect: true }),
       this._opts.timeout,
@@ -1015,6 +1027,8 @@ export class Switchboard extends Emitter {
     es.addEventListener('welcome', (e) => {
       if (!live()) return;
       clearTimeout(t.handshakeTimer);
+      welcomed = true;
+      this._sseDropCursor = false;
       const w = parse(e) || {};
       this._noteCursor(t, e.lastEventId);
       if (!t.connected) this._onConnected(t, w);
@@ -1028,10 +1042,14 @@ export class Switchboard extends Emitter {
         sub._emit('subscribed', {
           channel: ch,
           position: sub.position,
-          recovered: t.resuming.has(ch) && !t.resetSeen.has(ch),
+          recovered: t.resuming.has(ch) && !t.resetSeen.has(ch) && !forcedReset.has(ch),
           transport: 'sse',
           first,
         });
+      }
+      for (const ch of forcedReset) {
+        const sub = this._subs.get(ch);
+        if (sub) sub._emit('reset', { channel: ch, position: sub.position, reason: 'stream refused the resume cursor' });
       }
     });
     es.onmessage = (e) => {
@@ -1082,8 +1100,63 @@ export class Switchboard extends Emitter {
       if (!live()) return;
       // EventSource would retry by itself with the consumed ticket (401): take over instead,
       // with a new ticket and the last cursor.
-      this._abandon(t, { code: 1006, reason: 'SSE stream failed', reconnect: true });
+      if (welcomed) this._abandon(t, { code: 1006, reason: 'SSE stream failed', reconnect: true });
+      else this._sseRefused(t, stream, channels, cursor);
     };
+  }
+
+  // The stream failed before its welcome. EventSource hides the HTTP status, so ask once more with
+  // fetch (Bearer token instead of a ticket) to learn why, and act on it instead of retrying the
+  // same request forever.
+  async _sseRefused(t, stream, channels, cursor) {
+    const live = () => t === this._t && stream === t.stream;
+    clearTimeout(t.handshakeTimer);
+    if (t.es) {
+      t.es.close();
+      t.es = null;
+    }
+    let status = 0;
+    try {
+      const token = await this._ensureToken();
+      const qs = new URLSearchParams();
+      for (const ch of channels) qs.append('channel', ch);
+      if (cursor) qs.set('since', cursor);
+      const ctrl = new AbortController();
+      const res = await fetch(`${this._httpBase}/sse?${qs}`, {
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        cache: 'no-store',
+        signal: ctrl.signal,
+      });
+      status = res.status;
+      ctrl.abort();
+    } catch {
+      status = 0;
+    }
+    if (!live()) return;
+    this._log('SSE stream refused; diagnosis: HTTP', status);
+    if (status === 400 && cursor) this._sseDropCursor = true;
+    else if (status === 401) this._needToken = true;
+    else if (status === 400 || status === 403) await this._dropRefusedChannels(channels);
+    if (!live()) return;
+    this._abandon(t, { code: 1006, reason: `SSE stream refused (${status ? `HTTP ${status}` : 'unreachable'})`, reconnect: true });
+  }
+
+  // Finds the subscriptions the node refuses (presence needs the same right as subscribing) and
+  // ends them with an error, so one bad channel does not keep every other one off the air.
+  async _dropRefusedChannels(channels) {
+    await Promise.all(
+      channels.map(async (ch) => {
+        try {
+          await new Promise((resolve, reject) => this._httpCommand({ cmd: { op: 'presence', channel: ch }, resolve, reject }));
+        } catch (err) {
+          const sub = this._subs.get(ch);
+          if (!sub || !['permission_denied', 'invalid_channel'].includes(err.code)) return;
+          this._subs.delete(ch);
+          sub._setState('unsubscribed');
+          sub._emit('error', { channel: ch, error: err });
+        }
+      }),
+    );
   }
 
   _cursorPositions(t, cursor) {

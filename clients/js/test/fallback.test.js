@@ -45,7 +45,7 @@ test('falls back to SSE, receives, resumes and publishes over /cmd', async () =>
   const context = await browser.newContext();
   const { page, problems } = await openSdkPage(context, node, {
     initScript: blockWebSocket,
-    tokenOptions: { sub: 'sse-user' },
+    tokenOptions: { sub: 'sse-user', channels: ['fallback:*'] },
   });
   const channel = 'fallback:a';
   await installClient(page, {
@@ -67,18 +67,12 @@ test('falls back to SSE, receives, resumes and publishes over /cmd', async () =>
   await page.waitForFunction(() => window.client.state === 'connected', null, { timeout: 15000 });
 
   // Subscribing to a second channel reopens the stream; the first one must not lose anything.
-  const got = page.evaluate(
-    () =>
-      new Promise((resolve) => {
-        window.recB = [];
-        window.subB = window.client.subscribe('fallback:b', {
-          onPublication: (ctx) => window.recB.push(ctx.data),
-          onSubscribed: () => resolve(true),
-        });
-      }),
-  );
+  await page.evaluate(() => {
+    window.recB = [];
+    window.subB = window.client.subscribe('fallback:b', { onPublication: (ctx) => window.recB.push(ctx.data) });
+  });
   for (let n = 41; n <= 60; n++) await apiPublish(node, channel, { n });
-  await got;
+  await page.waitForFunction(() => window.subB.state === 'subscribed', null, { timeout: 15000 });
   await apiPublish(node, 'fallback:b', { b: 1 });
   for (let n = 61; n <= 70; n++) await apiPublish(node, channel, { n });
   await page.waitForFunction(() => window.rec.data.length >= 70 && window.recB.length >= 1, null, { timeout: 15000 });
@@ -94,9 +88,20 @@ test('falls back to SSE, receives, resumes and publishes over /cmd', async () =>
   const err = await page.evaluate(() => window.client.publish('bad channel!', 1).then(() => null, (e) => e.code));
   assert.equal(err, 'invalid_channel');
 
+  // A channel the token does not allow refuses the whole SSE stream (HTTP 403): the SDK finds
+  // the culprit, fails that subscription alone, and the others carry on.
+  await page.evaluate(() => {
+    window.client.subscribe('secret:x', { onError: (ctx) => (window.deniedCode = ctx.error.code) });
+  });
+  await page.waitForFunction(() => window.deniedCode, null, { timeout: 20000 });
+  assert.equal(await page.evaluate(() => window.deniedCode), 'permission_denied');
+  assert.equal(await page.evaluate(() => window.client.getSubscription('secret:x')), null);
+  await apiPublish(node, channel, { n: 'after-denied' });
+  await page.waitForFunction(() => window.rec.data.some((d) => d.n === 'after-denied'), null, { timeout: 20000 });
+
   const rec = await page.evaluate(() => window.rec);
-  assert.deepEqual(rec.data.map((d) => d.n), [...Array.from({ length: 70 }, (_, i) => i + 1), 'from-browser']);
-  assert.equal(rec.infos.at(-1)?.user, 'sse-user', 'a client publication carries its publisher');
+  assert.deepEqual(rec.data.map((d) => d.n), [...Array.from({ length: 70 }, (_, i) => i + 1), 'from-browser', 'after-denied']);
+  assert.equal(rec.infos[rec.data.findIndex((d) => d.n === 'from-browser')]?.user, 'sse-user', 'a client publication carries its publisher');
   assert.ok(rec.transports.every((t) => t === 'sse'), `transports: ${rec.transports}`);
   assert.equal(rec.resets.length, 0);
   assert.deepEqual(await page.evaluate(() => window.recB), [{ b: 1 }]);

@@ -18,11 +18,11 @@ after(async () => {
   await node?.stop();
 });
 
-async function openLanding(name) {
+async function openLanding(name, query = '') {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const problems = watchPage(page, name);
-  const res = await page.goto(`${node.base}/?name=${encodeURIComponent(name)}`);
+  const res = await page.goto(`${node.base}/?name=${encodeURIComponent(name)}${query}`);
   assert.equal(res.status(), 200, 'GET / serves the landing page');
   await page.waitForSelector('#state[data-state="connected"]', { timeout: 15000 });
   return { context, page, problems };
@@ -70,10 +70,16 @@ test('two browsers chat live and see each other in presence', async () => {
   assert.deepEqual(a, [`hello from alice ${stamp}`, `hi alice ${stamp}`]);
   assert.deepEqual(b, a);
 
-  // A late joiner gets the recent messages from history.
-  const carol = await openLanding('carol');
+  // A late joiner, on SSE this time, gets the recent messages from history (over /cmd), shows
+  // up in presence, and chats with the WebSocket users.
+  const carol = await openLanding('carol', '&transport=sse');
+  assert.match(await carol.page.textContent('#state'), /connected via sse/);
   await messageFrom(carol.page, 'bob', `hi alice ${stamp}`);
   await alice.page.waitForSelector('#presence li[data-user="carol"]', { timeout: 15000 });
+  await carol.page.waitForSelector('#presence li[data-user="alice"]', { timeout: 15000 });
+  await send(carol.page, `carol here ${stamp}`);
+  await messageFrom(alice.page, 'carol', `carol here ${stamp}`);
+  await messageFrom(carol.page, 'carol', `carol here ${stamp}`);
 
   // Leaving is live too.
   await bob.context.close();
