@@ -3,7 +3,7 @@
 
 use metrics::{counter, gauge, histogram};
 
-/// Publications handed to this node by the engine.
+/// Publications accepted by this node (server API, in-process or client publish).
 pub const PUBLICATIONS: &str = "switchboard_publications_total";
 /// Publications delivered into session queues.
 pub const DELIVERIES: &str = "switchboard_deliveries_total";
@@ -27,8 +27,11 @@ pub(crate) fn slow_consumer() {
 }
 
 pub(crate) fn delivered(n: usize) {
-    counter!(PUBLICATIONS).increment(1);
     counter!(DELIVERIES).increment(n as u64);
+}
+
+pub(crate) fn published() {
+    counter!(PUBLICATIONS).increment(1);
 }
 
 pub(crate) fn disconnect(code: u16) {

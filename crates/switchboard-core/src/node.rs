@@ -252,6 +252,9 @@ impl Node {
             .publish(channel, data, &opts)
             .await
             .map_err(engine_error("publish"))?;
+        if !out.duplicate {
+            crate::metrics::published();
+        }
         Ok(PublishResult {
             offset: out.position.offset,
             epoch: out.position.epoch,

@@ -17,7 +17,7 @@ function el(tag, props = {}, ...children) {
 }
 
 const fmtTime = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
-const NAME_RE = /^[A-Za-z0-9_.@-]{1,40}$/;
+const NAME_RE = /^[A-Za-z0-9_.@-]{1,32}$/; // what /dev/token accepts as a user id
 
 function randomName() {
   const words = ['otter', 'heron', 'lynx', 'fox', 'wren', 'orca', 'ibex', 'kite', 'puma', 'yak'];
@@ -285,6 +285,7 @@ const symbols = new Map(); // symbol -> {row, prices[], first}
 let tickerCount = 0;
 let rateWindow = [];
 let latency = null;
+let msTimestamps = false; // only show latency when the publisher's `ts` has millisecond precision
 
 function sparkPoints(prices) {
   const min = Math.min(...prices);
@@ -299,7 +300,8 @@ function onTick(ctx) {
   if (typeof d.symbol !== 'string' || typeof d.price !== 'number') return;
   tickerCount++;
   rateWindow.push(Date.now());
-  if (typeof d.ts === 'number') {
+  if (typeof d.ts === 'number' && d.ts % 1000 !== 0) msTimestamps = true;
+  if (typeof d.ts === 'number' && msTimestamps) {
     const l = Math.max(0, Date.now() - d.ts);
     latency = latency === null ? l : latency * 0.8 + l * 0.2;
   }

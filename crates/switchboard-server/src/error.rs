@@ -77,14 +77,12 @@ impl IntoResponse for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
-        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ErrorCode::TooLarge
+        // Every JSON problem (syntax, missing field, wrong type, content type) is a 400 with
+        // the parser's explanation; only oversized bodies differ.
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(ErrorCode::TooLarge, r.body_text())
         } else {
-            ErrorCode::BadRequest
-        };
-        Self {
-            status: r.status(),
-            error: ProtocolError::new(code, r.body_text()),
+            Self::bad_request(r.body_text())
         }
     }
 }
