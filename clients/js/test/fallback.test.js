@@ -45,7 +45,7 @@ test('falls back to SSE, receives, resumes and publishes over /cmd', async () =>
   const context = await browser.newContext();
   const { page, problems } = await openSdkPage(context, node, {
     initScript: blockWebSocket,
-    tokenOptions: { sub: 'sse-user', channels: ['fallback:*'] },
+    tokenOptions: { sub: 'sse-user' },
   });
   const channel = 'fallback:a';
   await installClient(page, {
@@ -88,14 +88,15 @@ test('falls back to SSE, receives, resumes and publishes over /cmd', async () =>
   const err = await page.evaluate(() => window.client.publish('bad channel!', 1).then(() => null, (e) => e.code));
   assert.equal(err, 'invalid_channel');
 
-  // A channel the token does not allow refuses the whole SSE stream (HTTP 403): the SDK finds
-  // the culprit, fails that subscription alone, and the others carry on.
+  // A channel this user may not read (another user's personal channel) refuses the whole SSE
+  // stream (HTTP 403): the SDK finds the culprit, fails that subscription alone, and the others
+  // carry on.
   await page.evaluate(() => {
-    window.client.subscribe('secret:x', { onError: (ctx) => (window.deniedCode = ctx.error.code) });
+    window.client.subscribe('secret:inbox#someone-else', { onError: (ctx) => (window.deniedCode = ctx.error.code) });
   });
   await page.waitForFunction(() => window.deniedCode, null, { timeout: 20000 });
   assert.equal(await page.evaluate(() => window.deniedCode), 'permission_denied');
-  assert.equal(await page.evaluate(() => window.client.getSubscription('secret:x')), null);
+  assert.equal(await page.evaluate(() => window.client.getSubscription('secret:inbox#someone-else')), null);
   await apiPublish(node, channel, { n: 'after-denied' });
   await page.waitForFunction(() => window.rec.data.some((d) => d.n === 'after-denied'), null, { timeout: 20000 });
 

@@ -34,11 +34,17 @@ test('200 publications arrive in order, without duplicates, across forced discon
   for (let n = 1; n <= 200; n++) {
     await apiPublish(node, channel, { n });
     if (n % 30 === 15) {
+      // History keeps ~100 publications: let the previous reconnect finish first so no gap
+      // outgrows it (publications keep flowing while the client is away).
+      await page.waitForFunction(() => window.sub.state === 'subscribed' && window.client._transport !== window.dropped, null, {
+        timeout: 15000,
+      });
       // Alternate between a silent drop (as if the network died) and a clean client-side close.
       const how = drops % 2 === 0 ? 'drop' : 'close';
       const dropped = await page.evaluate((how) => {
         const t = window.client._transport;
         if (!t || !t.ws) return false;
+        window.dropped = t;
         if (how === 'drop') window.client._debugDropConnection();
         else t.ws.close();
         return true;
