@@ -205,7 +205,15 @@ export async function installClient(page, { wsUrl, channel, options = {} }) {
     ({ wsUrl, channel, options }) => {
       const rec = { data: [], offsets: [], infos: [], states: [], subscribed: [], resets: [], transports: [], errors: [], disconnects: [] };
       window.rec = rec;
-      const client = new window.Switchboard(wsUrl, { getToken: () => window.mintToken(), ...options });
+      // `window.tokenFailures = n` makes the next n getToken calls fail (token service down).
+      const getToken = async () => {
+        if (window.tokenFailures > 0) {
+          window.tokenFailures--;
+          throw new Error('token service unavailable');
+        }
+        return window.mintToken();
+      };
+      const client = new window.Switchboard(wsUrl, { getToken, ...options });
       client.on('state', (s) => rec.states.push(s.newState));
       client.on('connected', (c) => rec.transports.push(c.transport));
       client.on('disconnected', (c) => rec.disconnects.push(c));

@@ -50,3 +50,41 @@ test('tokens expiring every 6 s are replaced and publications keep arriving', as
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('a session closed with 4004 reconnects with a fresh token and resumes', async () => {
+  const context = await browser.newContext();
+  const { page, problems, stats } = await openSdkPage(context, node, { tokenOptions: { sub: 'lapsed', ttl: 6 } });
+  const channel = 'token:lapsed';
+  await installClient(page, {
+    wsUrl: node.wsUrl,
+    channel,
+    options: { minReconnectDelay: 100, maxReconnectDelay: 1000 },
+  });
+  await page.waitForFunction(() => window.sub.state === 'subscribed', null, { timeout: 15000 });
+  // The token service goes down: refreshes fail, so the node ends the session at expiry.
+  await page.evaluate(() => (window.tokenFailures = 1e9));
+  let n = 0;
+  let lapsed = false;
+  const deadline = Date.now() + 30000;
+  while (!lapsed) {
+    assert.ok(Date.now() < deadline, 'the node did not close the session at token expiry');
+    await apiPublish(node, channel, { n: ++n });
+    await sleep(200); // pacing the publisher, not synchronisation
+    lapsed = await page.evaluate(() => window.rec.disconnects.some((d) => d.code === 4004));
+  }
+  const callsAtExpiry = stats.getTokenCalls;
+  // The token service is back: the SDK gets a new token before reconnecting, and resumes.
+  await page.evaluate(() => (window.tokenFailures = 0));
+  for (let i = 0; i < 10; i++) await apiPublish(node, channel, { n: ++n });
+  await page.waitForFunction((n) => window.rec.data.length >= n, n, { timeout: 30000 });
+  const rec = await page.evaluate(() => window.rec);
+  assert.deepEqual(rec.data.map((d) => d.n), Array.from({ length: n }, (_, i) => i + 1));
+  const expired = rec.disconnects.find((d) => d.code === 4004);
+  assert.equal(expired.reconnect, true);
+  assert.ok(stats.getTokenCalls > callsAtExpiry, 'a fresh token was fetched after 4004');
+  assert.equal(await page.evaluate(() => window.client.state), 'connected');
+  assert.equal(rec.resets.length, 0);
+  assert.ok(rec.errors.some((e) => e.startsWith('refresh') || e.startsWith('token')), 'failed refreshes are reported');
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -354,7 +354,14 @@ setInterval(() => {
   const now = Date.now();
   rateWindow = rateWindow.filter((t) => now - t < 2000);
   $('ticker-rate').textContent = (rateWindow.length / 2).toFixed(1).replace(/\.0$/, '');
-  $('ticker-latency').textContent = latency === null ? '–' : latency < 10 ? latency.toFixed(1) : String(Math.round(latency));
+  // Latency needs millisecond timestamps from the publisher; otherwise show the symbol count.
+  if (latency === null) {
+    $('ticker-latency').textContent = String(symbols.size);
+    $('ticker-latency-label').textContent = 'symbols';
+  } else {
+    $('ticker-latency').textContent = latency < 10 ? latency.toFixed(1) : String(Math.round(latency));
+    $('ticker-latency-label').textContent = 'latency ms';
+  }
   $('ticker-count').textContent = tickerCount.toLocaleString('en-US');
 }, 500);
 
