@@ -120,12 +120,12 @@ function b64url(v) {
 }
 
 /** An HS256 JWT signed with the test secret. */
-export function mintToken({ sub = 'tester', ttl = 3600, channels = ['*'], publish = ['*'], info, exp } = {}) {
+export function mintToken({ sub = 'tester', ttl = 3600, channels = ['*'], publish = ['*'], info, exp, secret = JWT_SECRET } = {}) {
   const claims = { sub, exp: exp ?? Math.floor(Date.now() / 1000) + ttl, channels, publish };
   if (info !== undefined) claims.info = info;
   const head = b64url({ alg: 'HS256', typ: 'JWT' });
   const body = b64url(claims);
-  const sig = createHmac('sha256', JWT_SECRET).update(`${head}.${body}`).digest('base64url');
+  const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }
 

@@ -1,7 +1,7 @@
 // Resume across dropped connections and node restarts (WebSocket transport).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Node, apiPublish, installClient, launchBrowser, openSdkPage, until } from './harness.js';
+import { Node, apiPublish, installClient, launchBrowser, openSdkPage, sleep } from './harness.js';
 
 let node;
 let browser;
@@ -116,6 +116,68 @@ test('node restart: the page shows reconnecting, comes back, and onReset fires f
     await landing.waitForSelector('#state[data-state="connected"]', { timeout: 40000 });
     assert.match(await landing.textContent('#state'), /connected via ws/);
   }
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+// Wraps WebSocket so a test can turn one socket into a black hole (a dead link: nothing arrives,
+// nothing errors) and shortens the announced ping interval to 1 s.
+const deadLinkHooks = () => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.__blackhole = false;
+      window.__sockets.push(this);
+    }
+    set onmessage(fn) {
+      super.onmessage = (e) => {
+        if (this.__blackhole) return;
+        if (typeof e.data === 'string' && e.data.includes('"ping_interval"')) {
+          fn(new MessageEvent('message', { data: e.data.replace(/"ping_interval":\d+/, '"ping_interval":1') }));
+        } else fn(e);
+      };
+    }
+    get onmessage() {
+      return super.onmessage;
+    }
+  };
+};
+
+test('a silent link is detected from missing pings, dropped and resumed', async () => {
+  const context = await browser.newContext();
+  const { page, problems } = await openSdkPage(context, node, { initScript: deadLinkHooks });
+  const channel = 'resume:deadlink';
+  await installClient(page, {
+    wsUrl: node.wsUrl,
+    channel,
+    options: { minReconnectDelay: 50, maxReconnectDelay: 400, pingGrace: 1500 },
+  });
+  await page.waitForFunction(() => window.sub.state === 'subscribed', null, { timeout: 15000 });
+  // Traffic keeps the link visibly alive (any message counts, not only pings).
+  let n = 0;
+  for (; n < 10; n++) {
+    await apiPublish(node, channel, { n: n + 1 });
+    await sleep(150); // pacing the publisher, not synchronisation
+  }
+  assert.deepEqual(await page.evaluate(() => window.rec.disconnects), []);
+  await page.evaluate(() => (window.__sockets.at(-1).__blackhole = true));
+  const started = Date.now();
+  while (!(await page.evaluate(() => window.rec.disconnects.length > 0))) {
+    assert.ok(Date.now() - started < 15000, 'the dead link was not detected');
+    await apiPublish(node, channel, { n: ++n });
+    await sleep(150); // pacing the publisher, not synchronisation
+  }
+  const detectedAfter = Date.now() - started;
+  for (let i = 0; i < 5; i++) await apiPublish(node, channel, { n: ++n });
+  await page.waitForFunction((n) => window.rec.data.length >= n, n, { timeout: 15000 });
+  const rec = await page.evaluate(() => window.rec);
+  assert.equal(rec.disconnects[0].code, 4001);
+  assert.equal(rec.disconnects[0].reconnect, true);
+  assert.ok(detectedAfter >= 1000 && detectedAfter < 6000, `detected after ${detectedAfter} ms (1 s interval + 1.5 s grace)`);
+  assert.deepEqual(rec.data.map((d) => d.n), Array.from({ length: n }, (_, i) => i + 1));
+  assert.equal(rec.resets.length, 0);
   assert.deepEqual(problems, []);
   await context.close();
 });

@@ -88,3 +88,20 @@ test('a session closed with 4004 reconnects with a fresh token and resumes', asy
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('an invalid token is terminal: the client stops instead of retrying', async () => {
+  const context = await browser.newContext();
+  const { page, problems, stats } = await openSdkPage(context, node, { tokenOptions: { sub: 'forger', secret: 'not-the-secret' } });
+  await installClient(page, { wsUrl: node.wsUrl, channel: 'token:forged', options: { minReconnectDelay: 50 } });
+  await page.waitForFunction(() => window.rec.disconnects.length > 0, null, { timeout: 15000 });
+  const rec = await page.evaluate(() => window.rec);
+  assert.equal(rec.disconnects.length, 1);
+  assert.equal(rec.disconnects[0].code, 4501);
+  assert.equal(rec.disconnects[0].reconnect, false);
+  assert.equal(await page.evaluate(() => window.client.state), 'disconnected');
+  assert.equal(await page.evaluate(() => window.client.nextReconnectAt), null, 'no retry scheduled');
+  assert.equal(stats.getTokenCalls, 1, 'a token fetched for this very attempt is not retried');
+  assert.ok(!rec.states.includes('connected'));
+  assert.deepEqual(problems, []);
+  await context.close();
+});
