@@ -432,10 +432,10 @@ pub async fn presence_with_ttl(engine: Arc<dyn Engine>) {
         user: "2".into(),
         info: None,
     };
-    e.presence_add(&ch, &[a.clone()], Duration::from_secs(60))
+    e.presence_add(&ch, std::slice::from_ref(&a), Duration::from_secs(60))
         .await
         .unwrap();
-    e.presence_add(&ch, &[b.clone()], Duration::from_millis(300))
+    e.presence_add(&ch, std::slice::from_ref(&b), Duration::from_millis(300))
         .await
         .unwrap();
     let mut p = e.presence(&ch).await.unwrap();

@@ -11,7 +11,7 @@
 //! resubscribe and learn `recovered: false`. Never a silent gap.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -96,9 +96,7 @@ impl Hub {
     }
 
     fn hash(&self, channel: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        channel.hash(&mut h);
-        h.finish() as usize
+        self.hasher.hash_one(channel) as usize
     }
 
     fn shard(&self, channel: &str) -> &Mutex<HashMap<Arc<str>, Arc<ChannelEntry>>> {
@@ -295,11 +293,7 @@ impl Hub {
                         buf.push(item.clone());
                     }
                 }
-                None if item.offset > slot.after => {
-                    if slot.session.outbox.push(Outbound::Pub(item.clone())) {
-                        n += 1;
-                    }
-                }
+                None if item.offset > slot.after && slot.session.outbox.push(Outbound::Pub(item.clone())) => n += 1,
                 None => {}
             }
         }

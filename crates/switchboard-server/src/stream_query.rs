@@ -30,11 +30,8 @@ impl StreamQuery {
         let mut q = StreamQuery::default();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*k {
-                "channel" => {
-                    if !q.channels.iter().any(|c| *c == v) {
-                        q.channels.push(v.into_owned());
-                    }
-                }
+                "channel" if !q.channels.iter().any(|c| *c == v) => q.channels.push(v.into_owned()),
+                "channel" => {}
                 "since" | "last_event_id" => q.since = Some(v.into_owned()),
                 "ticket" => q.ticket = Some(v.into_owned()),
                 "timeout" => q.timeout = Some(v.into_owned()),

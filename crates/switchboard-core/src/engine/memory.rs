@@ -6,7 +6,7 @@
 //! idle) never lets old offsets look contiguous with new ones.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -106,9 +106,7 @@ impl MemoryEngine {
     }
 
     fn shard(&self, channel: &str) -> &Mutex<StreamMap> {
-        let mut h = self.inner.hasher.build_hasher();
-        channel.hash(&mut h);
-        &self.inner.streams[(h.finish() as usize) % SHARDS]
+        &self.inner.streams[(self.inner.hasher.hash_one(channel) as usize) % SHARDS]
     }
 
     fn stream(&self, channel: &str) -> Arc<Mutex<Stream>> {
