@@ -618,7 +618,7 @@ export class Switchboard extends Emitter {
       try {
         body = await res.json();
       } catch {
-        body = { error: { code: res.ok ? 'internal' : 'internal', message: `HTTP ${res.status} without a JSON body` } };
+        body = { error: { code: 'internal', message: `HTTP ${res.status} without a JSON body` } };
       }
       if (!body || (body.ok === undefined && !body.error)) {
         body = { error: { code: 'internal', message: `unexpected /cmd response (HTTP ${res.status})` } };
