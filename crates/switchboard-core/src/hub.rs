@@ -293,7 +293,11 @@ impl Hub {
                         buf.push(item.clone());
                     }
                 }
-                None if item.offset > slot.after && slot.session.outbox.push(Outbound::Pub(item.clone())) => n += 1,
+                None if item.offset > slot.after
+                    && slot.session.outbox.push(Outbound::Pub(item.clone())) =>
+                {
+                    n += 1
+                }
                 None => {}
             }
         }

@@ -302,3 +302,61 @@ mod tests {
         assert!(!l.development);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// Every key of the configuration appears in `docs/configuration.md`.
+    #[test]
+    fn configuration_doc_lists_every_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let mut c = Config::default();
+        c.namespaces
+            .insert("default".into(), NamespaceConfig::default());
+        let v = serde_json::to_value(&c).unwrap();
+        let mut missing = Vec::new();
+        for (k, val) in v.as_object().unwrap() {
+            let section = val.is_object() && doc.contains(&format!("## `[{k}"));
+            if !section && !doc.contains(&format!("`{k}`")) {
+                missing.push(k.clone());
+            }
+            if let Some(inner) = val.as_object() {
+                for (k2, val2) in inner {
+                    let leaf = if k == "namespaces" {
+                        val2.as_object().unwrap().keys().cloned().collect()
+                    } else {
+                        vec![k2.clone()]
+                    };
+                    for l in leaf {
+                        if !doc.contains(&format!("`{l}`")) {
+                            missing.push(format!("{k}.{l}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented keys: {missing:?}");
+    }
+}
+
+#[cfg(test)]
+mod protocol_doc_tests {
+    use switchboard_protocol::{Disconnect, ErrorCode};
+
+    /// The close-code and error-code tables in `docs/protocol.md` match the code.
+    #[test]
+    fn protocol_doc_tables_match_the_code() {
+        let doc = include_str!("../../../docs/protocol.md");
+        for d in Disconnect::ALL {
+            let yes = if d.reconnect { "yes" } else { "no" };
+            let row = format!("| {} | {} | {} |", d.code, d.reason, yes);
+            assert!(doc.contains(&row), "docs/protocol.md lacks the row {row:?}");
+        }
+        for code in ErrorCode::ALL {
+            let status = crate::error::status_for(code).as_u16();
+            let row = format!("| `{}` | {} |", code.as_str(), status);
+            assert!(doc.contains(&row), "docs/protocol.md lacks the row {row:?}");
+        }
+    }
+}

@@ -131,7 +131,7 @@ mod tests {
     fn accept_key_matches_rfc_example() {
         assert_eq!(
             super::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kO+oFJVZbH6Tfo="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -24,7 +24,11 @@ pub struct TestServer {
 }
 
 pub fn base_config() -> Config {
-    let mut c = Config { listen: "127.0.0.1:0".into(), api_key: Some(API_KEY.into()), ..Default::default() };
+    let mut c = Config {
+        listen: "127.0.0.1:0".into(),
+        api_key: Some(API_KEY.into()),
+        ..Default::default()
+    };
     c.jwt.secret = Some(SECRET.into());
     c.namespaces
         .insert("default".into(), NamespaceConfig::development());
