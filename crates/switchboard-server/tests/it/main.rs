@@ -8,3 +8,4 @@ mod poll;
 mod resume;
 mod sse;
 mod ws;
+mod ops;

@@ -1,0 +1,1 @@
+//! Production readiness: TLS, limits, slow consumers, drain, reverse proxy.
