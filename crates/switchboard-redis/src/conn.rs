@@ -153,6 +153,34 @@ impl SubConn {
         }
     }
 
+    /// Subscribes again to channels that may already be subscribed (after a reconnect), in
+    /// batches; returns the first failure.
+    pub(crate) async fn resubscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        use futures_util::StreamExt;
+        match self {
+            SubConn::Single(c) => {
+                for chunk in channels.chunks(512) {
+                    c.subscribe(chunk).await?;
+                }
+                Ok(())
+            }
+            SubConn::Cluster(c) => {
+                let futures: Vec<_> = channels
+                    .iter()
+                    .map(|ch| {
+                        let (mut c, ch) = (c.clone(), ch.clone());
+                        async move { c.ssubscribe(ch).await }
+                    })
+                    .collect();
+                let mut results = futures_util::stream::iter(futures).buffer_unordered(64);
+                while let Some(r) = results.next().await {
+                    r?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Checks the connection (every master in a cluster).
     pub(crate) async fn ping(&mut self) -> redis::RedisResult<()> {
         let mut cmd = redis::cmd("PING");

@@ -58,7 +58,8 @@ pub(crate) struct Inner {
     pub(crate) cfg: RedisConfig,
     pub(crate) keys: Keys,
     pub(crate) cmd: Conn,
-    pub(crate) sub: SubConn,
+    sub: Mutex<SubConn>,
+    push_tx: mpsc::Sender<PushInfo>,
     pub(crate) subs: Arc<SubState>,
     pub(crate) sink: OnceLock<Arc<dyn EventSink>>,
     push_rx: Mutex<Option<mpsc::Receiver<PushInfo>>>,
@@ -92,18 +93,7 @@ impl RedisEngine {
     pub async fn connect(cfg: RedisConfig) -> Result<Self, EngineError> {
         let subs = Arc::new(SubState::default());
         let (tx, rx) = mpsc::channel(cfg.push_queue.max(1));
-        let push: PushFn = {
-            let subs = subs.clone();
-            Box::new(move |info: PushInfo| {
-                // Never fails and never blocks (redis-rs#1610): a full queue drops the push and
-                // flags a resync instead.
-                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(info) {
-                    subs.dropped.fetch_add(1, Ordering::Relaxed);
-                    subs.overflow.store(true, Ordering::Release);
-                }
-                Ok(())
-            })
-        };
+        let push = make_push(tx.clone(), subs.clone());
         let deadline = cfg.connect_timeout + cfg.command_timeout;
         let connect = async {
             let cmd = connect_commands(&cfg).await?;
@@ -124,7 +114,8 @@ impl RedisEngine {
                 keys: Keys::new(&cfg.prefix),
                 cfg,
                 cmd,
-                sub,
+                sub: Mutex::new(sub),
+                push_tx: tx,
                 subs,
                 sink: OnceLock::new(),
                 push_rx: Mutex::new(Some(rx)),
@@ -146,7 +137,32 @@ impl RedisEngine {
     }
 }
 
+/// The push callback: never fails and never blocks (redis-rs#1610). A full queue drops the
+/// push and flags a resync instead.
+fn make_push(tx: mpsc::Sender<PushInfo>, subs: Arc<SubState>) -> PushFn {
+    Box::new(move |info: PushInfo| {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(info) {
+            subs.dropped.fetch_add(1, Ordering::Relaxed);
+            subs.overflow.store(true, Ordering::Release);
+        }
+        Ok(())
+    })
+}
+
 impl Inner {
+    /// The current pubsub connection.
+    pub(crate) fn sub(&self) -> SubConn {
+        self.sub.lock().clone()
+    }
+
+    /// Replaces the pubsub connection with a new one (which has no subscriptions yet).
+    pub(crate) async fn rebuild_sub(&self) -> Result<(), EngineError> {
+        let push = make_push(self.push_tx.clone(), self.subs.clone());
+        let new = self.run(connect_pubsub(&self.cfg, push)).await?;
+        *self.sub.lock() = new;
+        Ok(())
+    }
+
     /// Runs a command with the command timeout; failures become `Unavailable`.
     pub(crate) async fn run<T>(
         &self,
@@ -207,7 +223,7 @@ impl Engine for RedisEngine {
             .tasks
             .lock()
             .extend([pushes.abort_handle(), supervisor.abort_handle()]);
-        let mut sub = inner.sub.clone();
+        let mut sub = inner.sub();
         let control = inner.keys.control().to_owned();
         inner.run(sub.subscribe(&[&control])).await
     }

@@ -11,7 +11,7 @@
 //! while the connection was down.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -41,6 +41,8 @@ pub(crate) struct SubState {
     pub(crate) overflow: AtomicBool,
     pub(crate) dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Consecutive failed liveness checks.
+    failed_checks: AtomicU32,
     wake: Notify,
 }
 
@@ -68,7 +70,7 @@ pub(crate) async fn subscribe(inner: &Inner, channel: &str) -> Result<(), Engine
     subs.desired.lock().insert(channel.to_owned());
     subs.stale.lock().remove(channel);
     let pubsub = inner.keys.pubsub(channel);
-    let mut sub = inner.sub.clone();
+    let mut sub = inner.sub();
     let r = inner.run(sub.subscribe(&[&pubsub])).await;
     if r.is_err() {
         subs.desired.lock().remove(channel);
@@ -83,7 +85,7 @@ pub(crate) async fn unsubscribe(inner: &Inner, channel: &str) -> Result<(), Engi
     let _g = subs.interest.read().await;
     subs.desired.lock().remove(channel);
     let pubsub = inner.keys.pubsub(channel);
-    let mut sub = inner.sub.clone();
+    let mut sub = inner.sub();
     let r = inner.run(sub.unsubscribe(&[&pubsub])).await;
     if r.is_err() {
         subs.stale.lock().insert(channel.to_owned());
@@ -177,18 +179,61 @@ pub(crate) async fn supervise(weak: Weak<Inner>) {
 async fn check(inner: &Inner) {
     let subs = &inner.subs;
     let seen = subs.lost.load(Ordering::Acquire);
-    let mut sub = inner.sub.clone();
+    let mut sub = inner.sub();
     if let Err(e) = inner.run(sub.ping()).await {
         tracing::debug!(error = %e, "redis pubsub ping failed");
         if !subs.is_lost() {
             subs.mark_lost("ping failed");
         }
+        let failed = subs.failed_checks.fetch_add(1, Ordering::AcqRel) + 1;
+        if failed >= REBUILD_AFTER_FAILED_CHECKS && serving(inner).await {
+            // Redis answers on the command connection but not on the pubsub one: the client
+            // is stuck (seen with redis-rs cluster connections after a master restart). Start
+            // over with a fresh connection; the recovery below subscribes it to everything.
+            tracing::warn!("redis pubsub connection unresponsive; replacing it");
+            match inner.rebuild_sub().await {
+                Ok(()) => subs.failed_checks.store(0, Ordering::Release),
+                Err(e) => tracing::debug!(error = %e, "replacing the pubsub connection failed"),
+            }
+        }
         return;
     }
+    subs.failed_checks.store(0, Ordering::Release);
     if seen == subs.handled.load(Ordering::Acquire) {
         return;
     }
-    cleanup_stale(inner).await;
+    // Recovering. The hub re-reads history as soon as it is told, so wait until Redis serves
+    // data again (AOF loaded, cluster state ok).
+    if !serving(inner).await {
+        return;
+    }
+    {
+        let _g = subs.interest.write().await;
+        // redis-rs resubscribes by itself, but it ignores failures (and a cluster node may
+        // refuse SSUBSCRIBE while the cluster is still down): subscribe again to be sure.
+        let mut names: Vec<String> = subs
+            .desired
+            .lock()
+            .iter()
+            .map(|c| inner.keys.pubsub(c))
+            .collect();
+        names.push(inner.keys.control().to_owned());
+        let resubscribe = sub.resubscribe(&names);
+        let timeout =
+            inner.cfg.command_timeout * (1 + u32::try_from(names.len() / 2000).unwrap_or(u32::MAX));
+        match tokio::time::timeout(timeout, resubscribe).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "resubscribing failed; retrying");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("resubscribing timed out; retrying");
+                return;
+            }
+        }
+        cleanup_stale(inner).await;
+    }
     subs.handled.store(seen, Ordering::Release);
     let since = subs.lost_since.lock().take();
     subs.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -202,10 +247,69 @@ async fn check(inner: &Inner) {
     }
 }
 
-/// Unsubscribes channels whose UNSUBSCRIBE failed and that nobody wants any more.
+/// Liveness checks of the pubsub connection that may fail in a row, while the command connection
+/// works, before the pubsub connection is replaced.
+const REBUILD_AFTER_FAILED_CHECKS: u32 = 3;
+
+/// Whether Redis serves data on the command connection: `DBSIZE` is refused while an AOF is
+/// loading; in a cluster, every master must also report `cluster_state:ok` (SSUBSCRIBE and
+/// keyed commands fail while the cluster is down).
+async fn serving(inner: &Inner) -> bool {
+    let mut conn = inner.cmd.clone();
+    if let Err(e) = inner
+        .run(redis::cmd("DBSIZE").query_async::<redis::Value>(&mut conn))
+        .await
+    {
+        tracing::debug!(error = %e, "redis not serving data yet");
+        return false;
+    }
+    let crate::conn::Conn::Cluster(c) = &mut conn else {
+        return true;
+    };
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("INFO");
+    let routing = redis::cluster_routing::RoutingInfo::MultiNode((
+        redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+        None,
+    ));
+    match inner.run(c.route_command(cmd, routing)).await {
+        Ok(v) => {
+            let mut texts = Vec::new();
+            collect_text(v, &mut texts);
+            let ok = !texts.is_empty()
+                && texts
+                    .iter()
+                    .filter(|t| t.contains("cluster_state:"))
+                    .all(|t| t.contains("cluster_state:ok"));
+            if !ok {
+                tracing::debug!("redis cluster state not ok yet");
+            }
+            ok
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "CLUSTER INFO failed");
+            false
+        }
+    }
+}
+
+fn collect_text(v: redis::Value, out: &mut Vec<String>) {
+    use redis::Value;
+    match v {
+        Value::Map(m) => m.into_iter().for_each(|(_, v)| collect_text(v, out)),
+        Value::Array(a) | Value::Set(a) => a.into_iter().for_each(|v| collect_text(v, out)),
+        other => {
+            if let Some(b) = crate::codec::bytes_of(other) {
+                out.push(String::from_utf8_lossy(&b).into_owned());
+            }
+        }
+    }
+}
+
+/// Unsubscribes channels whose UNSUBSCRIBE failed and that nobody wants any more. The caller
+/// holds the interest lock exclusively.
 async fn cleanup_stale(inner: &Inner) {
     let subs = &inner.subs;
-    let _g = subs.interest.write().await;
     let stale: Vec<String> = {
         let desired = subs.desired.lock();
         subs.stale
@@ -219,7 +323,7 @@ async fn cleanup_stale(inner: &Inner) {
     }
     let names: Vec<String> = stale.iter().map(|c| inner.keys.pubsub(c)).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut sub = inner.sub.clone();
+    let mut sub = inner.sub();
     if inner.run(sub.unsubscribe(&refs)).await.is_err() {
         subs.stale.lock().extend(stale);
     }

@@ -214,6 +214,16 @@ pub fn config(url: String) -> RedisConfig {
     }
 }
 
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A fresh engine on the shared server.
 pub async fn make_engine() -> RedisEngine {
     let url = shared().url();

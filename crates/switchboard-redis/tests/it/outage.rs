@@ -154,6 +154,11 @@ async fn redis_down_fails_fast_and_recovers() {
     e.subscribe("down:c").await.unwrap();
     assert!(e.ready().await);
     e.publish("down:c", data(1), &opts()).await.unwrap();
+    sink.rec
+        .wait_for("delivery before the outage", |r| {
+            r.for_channel("down:c").len() == 1
+        })
+        .await;
 
     server.kill();
     for attempt in 0..3 {

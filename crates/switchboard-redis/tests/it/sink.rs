@@ -46,6 +46,7 @@ impl TestSink {
 
 /// Starts `engine` with a fresh `TestSink`.
 pub async fn start(engine: &impl Engine) -> Arc<TestSink> {
+    crate::harness::init_logs();
     let sink = Arc::new(TestSink::default());
     engine.start(sink.clone()).await.expect("engine starts");
     sink
