@@ -85,6 +85,12 @@ async fn dev_token(
     Ok(Json(serde_json::json!({"token": token})))
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Publishes a made-up price feed to `demo:ticker` several times a second until shutdown.
 pub fn spawn_ticker(node: switchboard_core::Node) {
     tokio::spawn(async move {
@@ -105,7 +111,7 @@ pub fn spawn_ticker(node: switchboard_core::Node) {
             let (sym, price) = &mut prices[(i % 4) as usize];
             let wave = ((i as f64) * 0.37).sin() * 0.8 + (rand::random::<f64>() - 0.5);
             *price = (*price + wave).max(1.0);
-            let data = serde_json::json!({"symbol": sym, "price": (*price * 100.0).round() / 100.0, "ts": unix_now() * 1000});
+            let data = serde_json::json!({"symbol": sym, "price": (*price * 100.0).round() / 100.0, "ts": now_ms()});
             let _ = node.publish_json("demo:ticker", &data, None).await;
             i += 1;
         }

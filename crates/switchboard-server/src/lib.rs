@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod poll;
 pub mod serve;
 pub mod sse;
+pub mod sse_raw;
 pub mod state;
 pub mod stream_query;
 pub mod tickets;
@@ -103,6 +104,7 @@ impl Switchboard {
                 )
             }
         };
+        let engine = metrics::Instrumented::wrap(engine);
         let node = Node::start(config.node_config(), engine).await?;
         Ok(Self::with_node(node, config.settings(development)))
     }
@@ -197,6 +199,7 @@ impl Running {
             header_timeout,
             accept_stop.clone(),
             tracker.clone(),
+            Some(switchboard.state().clone()),
         ));
         Ok(Self {
             addr,

@@ -3,6 +3,11 @@
 //! Not `axum::serve`: owning the loop lets the node run TLS handshakes in the connection task
 //! under a timeout (one slow client never blocks accepting), set hyper's header-read timeout
 //! (slowloris), attach the peer address, and keep long-lived connections lean.
+//!
+//! Slowloris protection: `connections.header_timeout` bounds the TLS handshake and then every
+//! request head, including the wait for the first byte of a new connection and of the next
+//! request on a kept-alive one (hyper starts its header timer as soon as it waits for a head).
+//! A client that sends a partial request line and stalls is disconnected after it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,14 +21,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::metrics as m;
 use crate::tls::Tls;
 
-/// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accepts connections until `shutdown` is cancelled. In-flight HTTP requests are tracked by
-/// `tracker` so shutdown can wait for them; upgraded connections (WebSocket) are owned by the
-/// node's sessions and end through the node's drain.
+/// Accepts connections until `shutdown` is cancelled, then asks every HTTP connection to
+/// finish its in-flight request and close (idle keep-alive connections close at once).
+/// Connection tasks are tracked by `tracker` so shutdown can wait for them; upgraded
+/// connections (WebSocket) are owned by the node's sessions and end through the node's drain.
+///
+/// `header_timeout` bounds the TLS handshake and each request head (slowloris).
 pub async fn accept_loop(
     listener: TcpListener,
     router: Router,
@@ -50,13 +56,27 @@ pub async fn accept_loop(
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
+            let _open = m::ConnectionOpen::new();
             match tls {
                 None => serve_conn(TokioIo::new(tcp), peer, router, header_timeout, shutdown).await,
                 Some(tls) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor.accept(tcp)).await
-                    else {
-                        return;
+                    let stream = match tokio::time::timeout(
+                        header_timeout,
+                        tls.acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            m::tls_handshake_failed("error");
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            m::tls_handshake_failed("timeout");
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
                     };
                     serve_conn(TokioIo::new(stream), peer, router, header_timeout, shutdown).await;
                 }
@@ -84,11 +104,19 @@ async fn serve_conn<I>(
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            m::header_timeout();
+            tracing::debug!(%peer, "request head not received in time; connection closed");
+        } else {
+            tracing::trace!(%peer, error = %e, "connection ended with an error");
         }
     }
 }

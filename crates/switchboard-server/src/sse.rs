@@ -3,12 +3,18 @@
 //! Every event that moves a position carries an `id:` cursor with every channel's position, so
 //! the browser's own reconnect (`Last-Event-ID`) resumes exactly. Publications are the same
 //! JSON as WebSocket pushes (shared bytes); only the `id:` line is per connection.
+//!
+//! Two ways to carry the stream: plain-TCP connections whose first request is `GET /sse` are
+//! taken over by [`crate::sse_raw`] (no HTTP machinery kept per stream: a few KiB per idle
+//! stream); everything else (TLS, keep-alive reuse, embedding in another app) streams through
+//! hyper as a response body. Both share [`prepare`] and [`Renderer`].
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
@@ -20,27 +26,35 @@ use crate::limits::ConnGuard;
 use crate::state::AppState;
 use crate::stream_query::StreamQuery;
 
-/// Items written per chunk.
-const BATCH: usize = 64;
+/// Items rendered per write.
+pub const BATCH: usize = 64;
 
-struct Stream {
-    session: Option<Session>,
+/// A stream ready to run: subscribed session, first bytes, cursor.
+pub struct Prepared {
+    /// The session (subscribed).
+    pub session: Session,
+    /// `retry:`, `welcome` and maybe `reset`.
+    pub head: Bytes,
+    /// Turns queued items into SSE bytes.
+    pub renderer: Renderer,
+    /// Keep-alive comment interval.
+    pub keepalive: Duration,
+    /// The admission slot.
+    pub guard: ConnGuard,
+}
+
+/// Renders outbox items as SSE events, keeping the stream's cursor.
+pub struct Renderer {
     cursor: Cursor,
-    keepalive: tokio::time::Interval,
-    done: bool,
-    _guard: ConnGuard,
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        // The client went away: unsubscribe and unregister off the hot path.
-        if let Some(mut s) = self.session.take() {
-            tokio::spawn(async move { s.close(None).await });
-        }
-    }
-}
+const DATA: &[u8] = b"data: ";
+const END: &[u8] = b"\n\n";
+/// A keep-alive comment.
+pub const PING: &[u8] = b": ping\n\n";
 
-fn put_event(out: &mut BytesMut, event: Option<&str>, id: Option<&str>, data: &[u8]) {
+fn event_bytes(event: Option<&str>, id: Option<&str>, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 64);
     if let Some(e) = event {
         out.put_slice(b"event: ");
         out.put_slice(e.as_bytes());
@@ -51,64 +65,41 @@ fn put_event(out: &mut BytesMut, event: Option<&str>, id: Option<&str>, data: &[
         out.put_slice(id.as_bytes());
         out.put_u8(b'\n');
     }
-    out.put_slice(b"data: ");
+    out.put_slice(DATA);
     out.put_slice(data);
-    out.put_slice(b"\n\n");
+    out.put_slice(END);
+    out.freeze()
 }
 
-impl Stream {
-    /// Renders queued items; `None` ends the stream.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.done {
-            return None;
-        }
-        let session = self.session.as_ref()?;
-        let outbox = &session.handle().outbox;
-        let mut items = Vec::new();
-        loop {
-            let closed = outbox.drain(&mut items, BATCH);
-            if !items.is_empty() || closed.is_some() {
-                let mut out = BytesMut::new();
-                for item in items.drain(..) {
-                    match item {
-                        Outbound::Pub(p) => {
-                            self.cursor
-                                .set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
-                            put_event(&mut out, None, Some(&self.cursor.encode()), &p.json);
-                        }
-                        Outbound::Event(EventKind::Join, b) => {
-                            put_event(&mut out, Some("join"), None, &b)
-                        }
-                        Outbound::Event(EventKind::Leave, b) => {
-                            put_event(&mut out, Some("leave"), None, &b)
-                        }
-                        Outbound::Event(EventKind::Reset, b) => {
-                            put_event(&mut out, Some("reset"), Some(&self.cursor.encode()), &b)
-                        }
-                        Outbound::Event(_, _) => {}
-                        Outbound::Ping => out.put_slice(b": ping\n\n"),
-                    }
-                }
-                if let Some(d) = closed {
-                    put_event(&mut out, Some("disconnect"), None, &disconnect_json(&d));
-                    self.done = true;
-                }
-                self.keepalive.reset();
-                return Some(out.freeze());
+impl Renderer {
+    /// Appends the byte segments of `item` to `out`. A publication is three shared segments and
+    /// one small per-stream `id:` line.
+    pub fn render(&mut self, item: Outbound, out: &mut Vec<Bytes>) {
+        match item {
+            Outbound::Pub(p) => {
+                self.cursor
+                    .set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
+                out.push(Bytes::from(format!("id: {}\n", self.cursor.encode())));
+                out.push(Bytes::from_static(DATA));
+                out.push(p.json.clone());
+                out.push(Bytes::from_static(END));
             }
-            tokio::select! {
-                _ = outbox.wait() => {}
-                _ = self.keepalive.tick() => return Some(Bytes::from_static(b": ping\n\n")),
+            Outbound::Event(EventKind::Join, b) => out.push(event_bytes(Some("join"), None, &b)),
+            Outbound::Event(EventKind::Leave, b) => out.push(event_bytes(Some("leave"), None, &b)),
+            Outbound::Event(EventKind::Reset, b) => {
+                out.push(event_bytes(Some("reset"), Some(&self.cursor.encode()), &b))
             }
+            Outbound::Event(_, _) => {}
+            Outbound::Ping => out.push(Bytes::from_static(PING)),
         }
     }
-}
 
-fn disconnect_json(d: &Disconnect) -> Vec<u8> {
-    serde_json::to_vec(
-        &serde_json::json!({"code": d.code, "reason": d.reason, "reconnect": d.reconnect}),
-    )
-    .unwrap_or_default()
+    /// The final `disconnect` event.
+    pub fn disconnect(d: &Disconnect) -> Bytes {
+        let data =
+            serde_json::json!({"code": d.code, "reason": d.reason, "reconnect": d.reconnect});
+        event_bytes(Some("disconnect"), None, data.to_string().as_bytes())
+    }
 }
 
 /// Subscribes `session` to every channel, resuming from `cursor`; returns the initial cursor
@@ -142,36 +133,29 @@ pub async fn subscribe_all(
     Ok((out, reset))
 }
 
-/// `GET /sse`.
-pub async fn handler(
-    State(app): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    req: axum::extract::Request,
-) -> Response {
-    match open(app, uri, headers, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn open(
-    app: AppState,
-    uri: Uri,
-    headers: HeaderMap,
-    req: axum::extract::Request,
-) -> Result<Response, ApiError> {
+/// Authenticates, admits and subscribes a stream.
+///
+/// # Errors
+/// An [`ApiError`] to answer instead of the stream.
+pub async fn prepare(
+    app: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Prepared, ApiError> {
     let node = app.node.clone();
     let q = StreamQuery::parse(
         uri.query(),
         node.config().limits.max_subscriptions_per_session,
     )?;
-    app.check_origin(&headers)?;
-    let cursor = q.cursor(&headers)?;
-    let creds = q.credentials(&app, &headers)?;
-    let guard = app
-        .limits
-        .admit(&app, Some(creds.user.as_str()), req.extensions())?;
+    app.check_origin(headers)?;
+    let cursor = q.cursor(headers)?;
+    let creds = q.credentials(app, headers)?;
+    let mut ext = Extensions::new();
+    if let Some(p) = peer {
+        ext.insert(ConnectInfo(p));
+    }
+    let guard = app.limits.admit(app, Some(creds.user.as_str()), &ext)?;
     let mut session = node.session(Transport::Sse);
     let welcome = session.connect_with(creds);
     let (initial, reset) = match subscribe_all(&mut session, &q.channels, cursor.as_ref()).await {
@@ -182,48 +166,115 @@ async fn open(
         }
     };
     let mut head = BytesMut::new();
+    // Jittered per connection, so a restart does not bring every browser back at once.
     let retry = 2000 + rand::random::<u64>() % 3000;
     head.put_slice(format!("retry: {retry}\n").as_bytes());
     let welcome_json = serde_json::json!({
         "client": welcome.client, "user": welcome.user, "expires_in": welcome.expires_in, "channels": q.channels,
     });
-    put_event(
-        &mut head,
+    head.put_slice(&event_bytes(
         Some("welcome"),
         Some(&initial.encode()),
         welcome_json.to_string().as_bytes(),
-    );
+    ));
     if !reset.is_empty() {
         let data = serde_json::json!({"channels": reset, "reason": "position cannot be recovered; reload state"});
-        put_event(
-            &mut head,
+        head.put_slice(&event_bytes(
             Some("reset"),
             Some(&initial.encode()),
             data.to_string().as_bytes(),
-        );
+        ));
     }
-    let mut keepalive =
-        tokio::time::interval(app.settings.sse_keepalive.max(Duration::from_secs(1)));
-    keepalive.reset();
-    let state = Stream {
-        session: Some(session),
-        cursor: initial,
-        keepalive,
-        done: false,
-        _guard: guard,
+    Ok(Prepared {
+        session,
+        head: head.freeze(),
+        renderer: Renderer { cursor: initial },
+        keepalive: app.settings.sse_keepalive.max(Duration::from_secs(1)),
+        guard,
+    })
+}
+
+/// The response head of a stream.
+pub const HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
+
+struct BodyStream {
+    p: Option<Prepared>,
+    done: bool,
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        // The client went away: unsubscribe and unregister off the hot path.
+        if let Some(mut p) = self.p.take() {
+            tokio::spawn(async move { p.session.close(None).await });
+        }
+    }
+}
+
+impl BodyStream {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let p = self.p.as_mut()?;
+        let handle = p.session.handle().clone();
+        let mut items = Vec::new();
+        loop {
+            let closed = handle.outbox.drain(&mut items, BATCH);
+            if !items.is_empty() || closed.is_some() {
+                let mut segments = Vec::new();
+                for item in items.drain(..) {
+                    p.renderer.render(item, &mut segments);
+                }
+                if let Some(d) = closed {
+                    segments.push(Renderer::disconnect(&d));
+                    self.done = true;
+                }
+                return Some(segments.concat().into());
+            }
+            tokio::select! {
+                _ = handle.outbox.wait() => {}
+                _ = tokio::time::sleep(p.keepalive) => return Some(Bytes::from_static(PING)),
+            }
+        }
+    }
+}
+
+/// `GET /sse` through hyper (TLS, reused connections, embedding).
+pub async fn handler(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let p = match prepare(&app, &uri, &headers, peer).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    let first = stream::once(async move { Ok::<_, std::convert::Infallible>(head.freeze()) });
+    let head = p.head.clone();
+    let state = BodyStream {
+        p: Some(p),
+        done: false,
+    };
+    let first = stream::once(async move { Ok::<_, std::convert::Infallible>(head) });
     let rest = stream::unfold(state, |mut s| async move {
         s.next_chunk().await.map(|b| (Ok(b), s))
     });
-    let body = Body::from_stream(futures_util::StreamExt::chain(first, rest));
-    let mut res = (StatusCode::OK, body).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
+    let mut res = (
+        StatusCode::OK,
+        Body::from_stream(futures_util::StreamExt::chain(first, rest)),
+    )
+        .into_response();
+    for (k, v) in HEADERS {
+        res.headers_mut().insert(k, HeaderValue::from_static(v));
+    }
+    res
 }

@@ -262,3 +262,51 @@ async fn keepalive_comments_flow_on_idle_streams() {
         seen.push_str(std::str::from_utf8(&chunk).unwrap());
     }
 }
+
+/// A stream on a fresh connection is taken over from hyper; one on a reused keep-alive
+/// connection stays in hyper. Both must behave the same.
+#[tokio::test]
+async fn taken_over_and_hyper_streams_behave_the_same() {
+    let s = TestServer::start().await;
+    let t = token("s6", &[], &[], 3600);
+    let reused = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    assert_eq!(
+        reused
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut streams = Vec::new();
+    for client in [&fresh, &reused] {
+        let resp = client
+            .get(format!("{}/sse?channel=chat:both", s.base))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut sse = Sse {
+            resp,
+            buf: String::new(),
+            retry: None,
+        };
+        sse.next_of("welcome").await;
+        streams.push(sse);
+    }
+    s.publish("chat:both", json!({"n": 1})).await;
+    for sse in &mut streams {
+        let e = sse.next_of("message").await;
+        assert_eq!(e.json()["data"], json!({"n": 1}));
+        assert!(e.id.is_some());
+    }
+}
