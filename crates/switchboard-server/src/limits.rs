@@ -1,5 +1,12 @@
 //! Connection admission: global, per-IP and per-user caps for long-lived connections
-//! (WebSocket and SSE). Each admitted connection holds a [`ConnGuard`] that frees its slot.
+//! (WebSocket and SSE), checked at the handshake. Each admitted connection holds a
+//! [`ConnGuard`] that frees its slot.
+//!
+//! Refusals are HTTP responses with the JSON error body (`limit_exceeded`): 503 when the node
+//! is at `max_connections` or draining (a load balancer retries elsewhere), 429 for the per-IP
+//! and per-user caps. The per-user cap counts connections whose user is known at the handshake:
+//! WebSocket with `?ticket=`, and SSE (ticket or bearer token). A WebSocket that authenticates
+//! with the `connect` frame is counted globally and per IP only.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -93,6 +100,10 @@ impl Admission {
         let ip = ext
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
+        if app.node.shutdown_token().is_cancelled() {
+            // Sessions admitted now would only be told to reconnect again.
+            return Err(unavailable("the node is draining; connect to another node"));
+        }
         let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
         let guard = ConnGuard {
             admission: self.clone(),
@@ -100,18 +111,15 @@ impl Admission {
             user: None,
         };
         if l.max_connections > 0 && total > l.max_connections {
-            let mut e = ApiError::new(
-                ErrorCode::LimitExceeded,
-                "the node is at its connection limit",
-            );
-            e.status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-            return Err(e);
+            crate::metrics::rejected("total");
+            return Err(unavailable("the node is at its connection limit"));
         }
         let mut guard = guard;
         if let Some(ip) = ip {
             let mut m = self.per_ip.lock();
             let n = m.entry(ip).or_insert(0);
             if l.max_per_ip > 0 && *n >= l.max_per_ip {
+                crate::metrics::rejected("ip");
                 return Err(ApiError::new(
                     ErrorCode::LimitExceeded,
                     "too many connections from this address",
@@ -124,6 +132,7 @@ impl Admission {
             let mut m = self.per_user.lock();
             let n = m.entry(u.to_owned()).or_insert(0);
             if l.max_per_user > 0 && *n >= l.max_per_user {
+                crate::metrics::rejected("user");
                 return Err(ApiError::new(
                     ErrorCode::LimitExceeded,
                     "too many connections for this user",
@@ -133,5 +142,18 @@ impl Admission {
             guard.user = Some(u.to_owned());
         }
         Ok(guard)
+    }
+}
+
+fn unavailable(message: &str) -> ApiError {
+    let mut e = ApiError::new(ErrorCode::LimitExceeded, message);
+    e.status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    e
+}
+
+impl Admission {
+    /// Long-lived connections admitted now.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 }

@@ -1,11 +1,50 @@
 //! Prometheus metrics: one recorder per process, rendered at `/metrics`.
+//!
+//! The core records sessions, subscriptions, channels, publications, deliveries, disconnects,
+//! command latency and gaps (`switchboard_core::metrics`). This module adds the HTTP layer's
+//! own (connections, rejections, slowloris timeouts, TLS handshakes, request latency), engine
+//! latency through [`Instrumented`], and outbound queue bytes measured at scrape time. Labels
+//! stay low-cardinality: never a channel, a user or a raw path.
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use bytes::Bytes;
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use switchboard_core::engine::{
+    Control, EventSink, HistoryPage, HistoryQuery, NodeInfo, PublishOptions, PublishOutcome,
+};
+use switchboard_core::{Engine, EngineError};
+use switchboard_protocol::ClientInfo;
+
+use crate::state::AppState;
+
+/// TCP (or TLS) connections open on the listener, WebSocket ones included.
+pub const CONNECTIONS_OPEN: &str = "switchboard_connections_open";
+/// WebSocket/SSE handshakes refused by a connection limit, by limit (`total`, `ip`, `user`).
+pub const CONNECTIONS_REJECTED: &str = "switchboard_connections_rejected_total";
+/// Connections closed because no complete request head arrived within `header_timeout`
+/// (slowloris, or an idle keep-alive connection).
+pub const HEADER_TIMEOUTS: &str = "switchboard_header_timeouts_total";
+/// Failed TLS handshakes, by reason (`error`, `timeout`).
+pub const TLS_HANDSHAKE_FAILURES: &str = "switchboard_tls_handshake_failures_total";
+/// HTTP responses, by route (the matched route pattern) and status.
+pub const HTTP_RESPONSES: &str = "switchboard_http_responses_total";
+/// Time to produce an HTTP response head, by route.
+pub const HTTP_SECONDS: &str = "switchboard_http_request_duration_seconds";
+/// Engine call latency, by operation.
+pub const ENGINE_SECONDS: &str = "switchboard_engine_duration_seconds";
+/// Engine calls that failed (backend unavailable), by operation.
+pub const ENGINE_FAILURES: &str = "switchboard_engine_failures_total";
+/// Bytes waiting in every session's outbound queue, measured at scrape time.
+pub const QUEUE_BYTES: &str = "switchboard_outbound_queue_bytes";
+/// The largest single session queue, measured at scrape time.
+pub const QUEUE_BYTES_MAX: &str = "switchboard_outbound_queue_bytes_max";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -16,7 +55,10 @@ pub fn install() {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Suffix("_seconds".into()),
-                &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5, 5.0, 30.0,
+                ],
             )
             .ok()?;
         let handle = builder.install_recorder().ok()?;
@@ -33,12 +75,156 @@ pub fn install() {
     });
 }
 
-/// `GET /metrics`.
-pub async fn render() -> impl IntoResponse {
+/// `GET /metrics`: the Prometheus text format.
+pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
+    let (mut total, mut max) = (0usize, 0usize);
+    app.node.registry().for_each(|s| {
+        let b = s.outbox.queued_bytes();
+        total += b;
+        max = max.max(b);
+    });
+    gauge!(QUEUE_BYTES).set(total as f64);
+    gauge!(QUEUE_BYTES_MAX).set(max as f64);
     let body = HANDLE
         .get()
         .and_then(|h| h.as_ref())
         .map(PrometheusHandle::render)
         .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Counts an open connection for as long as it lives.
+pub(crate) struct ConnectionOpen;
+
+impl ConnectionOpen {
+    pub(crate) fn new() -> Self {
+        gauge!(CONNECTIONS_OPEN).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ConnectionOpen {
+    fn drop(&mut self) {
+        gauge!(CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+pub(crate) fn rejected(limit: &'static str) {
+    counter!(CONNECTIONS_REJECTED, "limit" => limit).increment(1);
+}
+
+pub(crate) fn header_timeout() {
+    counter!(HEADER_TIMEOUTS).increment(1);
+}
+
+pub(crate) fn tls_handshake_failed(reason: &'static str) {
+    counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+}
+
+pub(crate) fn http_response(route: String, status: u16, seconds: f64) {
+    histogram!(HTTP_SECONDS, "route" => route.clone()).record(seconds);
+    counter!(HTTP_RESPONSES, "route" => route, "status" => status.to_string()).increment(1);
+}
+
+/// An [`Engine`] that records the latency of every call and counts failures.
+/// [`crate::Switchboard::start`] wraps the engine it builds; an application that starts its own
+/// [`switchboard_core::Node`] can wrap its engine the same way.
+pub struct Instrumented(pub Arc<dyn Engine>);
+
+impl Instrumented {
+    /// Wraps `engine`.
+    pub fn wrap(engine: Arc<dyn Engine>) -> Arc<dyn Engine> {
+        Arc::new(Self(engine))
+    }
+}
+
+async fn timed<T>(
+    op: &'static str,
+    f: impl Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    let started = Instant::now();
+    let r = f.await;
+    histogram!(ENGINE_SECONDS, "op" => op).record(started.elapsed().as_secs_f64());
+    if let Err(EngineError::Unavailable(_)) = &r {
+        counter!(ENGINE_FAILURES, "op" => op).increment(1);
+    }
+    r
+}
+
+#[async_trait]
+impl Engine for Instrumented {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn start(&self, sink: Arc<dyn EventSink>) -> Result<(), EngineError> {
+        timed("start", self.0.start(sink)).await
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Bytes,
+        opts: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError> {
+        timed("publish", self.0.publish(channel, data, opts)).await
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, EngineError> {
+        timed("history", self.0.history(channel, query)).await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        timed("subscribe", self.0.subscribe(channel)).await
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        timed("unsubscribe", self.0.unsubscribe(channel)).await
+    }
+
+    async fn publish_join_leave(
+        &self,
+        channel: &str,
+        join: bool,
+        client: &ClientInfo,
+    ) -> Result<(), EngineError> {
+        timed(
+            "join_leave",
+            self.0.publish_join_leave(channel, join, client),
+        )
+        .await
+    }
+
+    async fn presence_add(
+        &self,
+        channel: &str,
+        clients: &[ClientInfo],
+        ttl: Duration,
+    ) -> Result<(), EngineError> {
+        timed("presence_add", self.0.presence_add(channel, clients, ttl)).await
+    }
+
+    async fn presence_remove(&self, channel: &str, client: &str) -> Result<(), EngineError> {
+        timed("presence_remove", self.0.presence_remove(channel, client)).await
+    }
+
+    async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, EngineError> {
+        timed("presence", self.0.presence(channel)).await
+    }
+
+    async fn publish_control(&self, control: &Control) -> Result<(), EngineError> {
+        timed("control", self.0.publish_control(control)).await
+    }
+
+    async fn nodes(&self, me: &NodeInfo) -> Result<Vec<NodeInfo>, EngineError> {
+        timed("nodes", self.0.nodes(me)).await
+    }
+
+    async fn ready(&self) -> bool {
+        self.0.ready().await
+    }
 }

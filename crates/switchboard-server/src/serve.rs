@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::metrics as m;
+use crate::state::AppState;
 use crate::tls::Tls;
 
 /// Accepts connections until `shutdown` is cancelled, then asks every HTTP connection to
@@ -29,7 +30,9 @@ use crate::tls::Tls;
 /// Connection tasks are tracked by `tracker` so shutdown can wait for them; upgraded
 /// connections (WebSocket) are owned by the node's sessions and end through the node's drain.
 ///
-/// `header_timeout` bounds the TLS handshake and each request head (slowloris).
+/// `header_timeout` bounds the TLS handshake and each request head (slowloris). With
+/// `sse_takeover`, plain-TCP connections that open with `GET /sse` are served by
+/// [`crate::sse_raw`] instead of hyper.
 pub async fn accept_loop(
     listener: TcpListener,
     router: Router,
@@ -37,6 +40,7 @@ pub async fn accept_loop(
     header_timeout: Duration,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    sse_takeover: Option<AppState>,
 ) {
     loop {
         let (tcp, peer) = tokio::select! {
@@ -55,10 +59,19 @@ pub async fn accept_loop(
         let router = router.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
+        let sse_takeover = sse_takeover.clone();
         tracker.spawn(async move {
             let _open = m::ConnectionOpen::new();
             match tls {
-                None => serve_conn(TokioIo::new(tcp), peer, router, header_timeout, shutdown).await,
+                None => {
+                    if let Some(app) = sse_takeover
+                        && opens_with_sse(&tcp, header_timeout).await
+                    {
+                        crate::sse_raw::serve(tcp, peer, app, header_timeout).await;
+                        return;
+                    }
+                    serve_conn(TokioIo::new(tcp), peer, router, header_timeout, shutdown).await
+                }
                 Some(tls) => {
                     let stream = match tokio::time::timeout(
                         header_timeout,
@@ -82,6 +95,33 @@ pub async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// Peeks at a new plain-TCP connection: does its first request start with `GET /sse`? Waits
+/// at most `timeout` for enough bytes to tell (a stalled client is then served by hyper, whose
+/// header timeout closes it).
+async fn opens_with_sse(tcp: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    const PREFIX: usize = b"GET /sse?".len();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; PREFIX];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if n == PREFIX {
+            return crate::sse_raw::is_sse_request(&buf);
+        }
+        // A partial prefix: only keep waiting while it could still become `GET /sse`.
+        if !b"GET /sse?".starts_with(&buf[..n]) && !b"GET /sse ".starts_with(&buf[..n]) {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // `peek` returns at once while bytes are pending; wait a little for more.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
