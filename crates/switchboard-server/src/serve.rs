@@ -64,11 +64,18 @@ pub async fn accept_loop(
             let _open = m::ConnectionOpen::new();
             match tls {
                 None => {
-                    if let Some(app) = sse_takeover
-                        && opens_with_sse(&tcp, header_timeout).await
-                    {
-                        crate::sse_raw::serve(tcp, peer, app, header_timeout).await;
-                        return;
+                    if let Some(app) = sse_takeover {
+                        match opening(&tcp, header_timeout).await {
+                            Opening::Sse => {
+                                crate::sse_raw::serve(tcp, peer, app, header_timeout).await;
+                                return;
+                            }
+                            Opening::Stalled => {
+                                m::header_timeout();
+                                return;
+                            }
+                            Opening::Other => {}
+                        }
                     }
                     serve_conn(TokioIo::new(tcp), peer, router, header_timeout, shutdown).await
                 }
@@ -98,27 +105,39 @@ pub async fn accept_loop(
     }
 }
 
+/// What a new plain-TCP connection opens with.
+enum Opening {
+    Sse,
+    Other,
+    /// Not enough bytes to tell within the header timeout: a stalled client.
+    Stalled,
+}
+
 /// Peeks at a new plain-TCP connection: does its first request start with `GET /sse`? Waits
-/// at most `timeout` for enough bytes to tell (a stalled client is then served by hyper, whose
-/// header timeout closes it).
-async fn opens_with_sse(tcp: &tokio::net::TcpStream, timeout: Duration) -> bool {
-    const PREFIX: usize = b"GET /sse?".len();
+/// at most `timeout` for enough bytes to tell.
+async fn opening(tcp: &tokio::net::TcpStream, timeout: Duration) -> Opening {
+    const SSE: [&[u8]; 2] = [b"GET /sse?", b"GET /sse "];
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = [0u8; PREFIX];
+    let mut buf = [0u8; 9];
     loop {
         let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
+            Ok(_) => return Opening::Other,
+            Err(_) => return Opening::Stalled,
         };
-        if n == PREFIX {
-            return crate::sse_raw::is_sse_request(&buf);
+        if n == buf.len() {
+            return if crate::sse_raw::is_sse_request(&buf) {
+                Opening::Sse
+            } else {
+                Opening::Other
+            };
         }
         // A partial prefix: only keep waiting while it could still become `GET /sse`.
-        if !b"GET /sse?".starts_with(&buf[..n]) && !b"GET /sse ".starts_with(&buf[..n]) {
-            return false;
+        if !SSE.iter().any(|p| p.starts_with(&buf[..n])) {
+            return Opening::Other;
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return Opening::Stalled;
         }
         // `peek` returns at once while bytes are pending; wait a little for more.
         tokio::time::sleep(Duration::from_millis(5)).await;

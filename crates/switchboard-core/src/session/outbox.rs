@@ -4,6 +4,12 @@
 //! push would take the queue past its byte limit the session is cut off as a slow consumer
 //! (4002): its queue is dropped at once (memory stays bounded) and the transport closes the
 //! connection. The client reconnects and resumes from its last position, so nothing is lost.
+//!
+//! Replies have a budget of their own: the subscribe reply that resumes a cut-off client carries
+//! about a full queue's worth of publications, so counting it against the publications' budget
+//! would cut the client off again at once. A reply is accepted while the replies already queued
+//! are within the limit, so one session holds at most twice the limit plus one reply (replies
+//! are bounded by history size × message size, and commands by the rate limit).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
@@ -69,8 +75,15 @@ impl Outbound {
 #[derive(Default)]
 struct State {
     items: VecDeque<Outbound>,
+    /// Bytes of every queued item.
     bytes: usize,
+    /// Bytes of queued replies (part of `bytes`).
+    reply_bytes: usize,
     closed: Option<Disconnect>,
+}
+
+fn is_reply(item: &Outbound) -> bool {
+    matches!(item, Outbound::Event(EventKind::Reply, _))
 }
 
 /// The queue. Cheap when empty: an idle session holds no buffer.
@@ -107,9 +120,16 @@ impl Outbox {
             return false;
         }
         let cost = item.cost();
-        if s.bytes + cost > self.limit {
+        let reply = is_reply(&item);
+        let over = if reply {
+            s.reply_bytes > self.limit
+        } else {
+            s.bytes - s.reply_bytes + cost > self.limit
+        };
+        if over {
             s.items = VecDeque::new();
             s.bytes = 0;
+            s.reply_bytes = 0;
             s.closed = Some(Disconnect::SLOW);
             drop(s);
             crate::metrics::slow_consumer();
@@ -119,6 +139,9 @@ impl Outbox {
         let was_empty = s.items.is_empty();
         s.items.push_back(item);
         s.bytes += cost;
+        if reply {
+            s.reply_bytes += cost;
+        }
         drop(s);
         if was_empty {
             self.notify.notify_one();
@@ -147,12 +170,17 @@ impl Outbox {
     pub fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> Option<Disconnect> {
         let mut s = self.state.lock();
         let n = s.items.len().min(max);
-        let mut freed = 0;
+        let (mut freed, mut replies) = (0, 0);
         for item in s.items.drain(..n) {
-            freed += item.cost();
+            let cost = item.cost();
+            freed += cost;
+            if is_reply(&item) {
+                replies += cost;
+            }
             out.push(item);
         }
         s.bytes -= freed;
+        s.reply_bytes -= replies;
         if s.items.is_empty() {
             // Give back the memory of a burst; an idle session should hold nothing.
             if s.items.capacity() > 64 {
@@ -185,11 +213,11 @@ mod tests {
     fn overflow_cuts_off_and_frees() {
         let o = Outbox::new(200);
         assert!(o.push(Outbound::Event(
-            EventKind::Reply,
+            EventKind::Join,
             Bytes::from(vec![b'x'; 100])
         )));
         assert!(!o.push(Outbound::Event(
-            EventKind::Reply,
+            EventKind::Join,
             Bytes::from(vec![b'x'; 100])
         )));
         assert_eq!(o.closed(), Some(Disconnect::SLOW));
@@ -197,6 +225,23 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(o.drain(&mut out, 10), Some(Disconnect::SLOW));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_reply_larger_than_the_limit_does_not_cut_off() {
+        let o = Outbox::new(200);
+        let reply = || Outbound::Event(EventKind::Reply, Bytes::from(vec![b'x'; 500]));
+        assert!(o.push(reply()));
+        // Publications still have their whole budget next to the reply.
+        assert!(o.push(Outbound::Event(
+            EventKind::Join,
+            Bytes::from(vec![b'x'; 100])
+        )));
+        assert_eq!(o.queued_bytes(), 500 + 100 + 64);
+        // A second reply while the first is over the limit: the client is not reading.
+        assert!(!o.push(reply()));
+        assert_eq!(o.closed(), Some(Disconnect::SLOW));
+        assert_eq!(o.queued_bytes(), 0);
     }
 
     #[test]
