@@ -129,6 +129,8 @@ export function encodeCursor(entries) {
 /** Decodes a cursor into a Map channel → {offset, epoch} for the given channel names; entries
  * of unknown channels are skipped. Returns null when the text is not a cursor of this layout. */
 export function decodeCursor(text, channels) {
+  // SSE ids are `<cursor>.<resume secret>`; only the cursor part encodes positions.
+  if (typeof text === 'string') text = text.split('.')[0];
   if (typeof text !== 'string' || text[0] !== '1' || text.length > 2048) return null;
   let bin;
   try {

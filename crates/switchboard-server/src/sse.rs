@@ -41,11 +41,25 @@ pub struct Prepared {
     pub keepalive: Duration,
     /// The admission slot.
     pub guard: ConnGuard,
+    resume: String,
+    tickets: std::sync::Arc<crate::tickets::Tickets>,
+}
+
+impl Prepared {
+    /// Called when the stream ends: a terminal disconnect revokes the resume secret, so the
+    /// browser's automatic reconnect is refused.
+    pub fn finish(&self, reason: Option<&Disconnect>) {
+        if reason.is_some_and(|d| !d.reconnect) {
+            self.tickets.revoke_resume(&self.resume);
+        }
+    }
 }
 
 /// Renders outbox items as SSE events, keeping the stream's cursor.
 pub struct Renderer {
     cursor: Cursor,
+    /// `.<resume secret>` appended to every id (see [`crate::tickets::Tickets::issue_resume`]).
+    suffix: String,
 }
 
 const DATA: &[u8] = b"data: ";
@@ -79,7 +93,11 @@ impl Renderer {
             Outbound::Pub(p) => {
                 self.cursor
                     .set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
-                out.push(Bytes::from(format!("id: {}\n", self.cursor.encode())));
+                out.push(Bytes::from(format!(
+                    "id: {}{}\n",
+                    self.cursor.encode(),
+                    self.suffix
+                )));
                 out.push(Bytes::from_static(DATA));
                 out.push(p.json.clone());
                 out.push(Bytes::from_static(END));
@@ -87,11 +105,15 @@ impl Renderer {
             Outbound::Event(EventKind::Join, b) => out.push(event_bytes(Some("join"), None, &b)),
             Outbound::Event(EventKind::Leave, b) => out.push(event_bytes(Some("leave"), None, &b)),
             Outbound::Event(EventKind::Reset, b) => {
-                out.push(event_bytes(Some("reset"), Some(&self.cursor.encode()), &b))
+                out.push(event_bytes(Some("reset"), Some(&self.id()), &b))
             }
             Outbound::Event(_, _) => {}
             Outbound::Ping => out.push(Bytes::from_static(PING)),
         }
+    }
+
+    fn id(&self) -> String {
+        format!("{}{}", self.cursor.encode(), self.suffix)
     }
 
     /// The final `disconnect` event.
@@ -157,6 +179,7 @@ pub async fn prepare(
     }
     let guard = app.limits.admit(app, Some(creds.user.as_str()), &ext)?;
     let mut session = node.session(Transport::Sse);
+    let resume = app.tickets.issue_resume(&creds);
     let welcome = session.connect_with(creds);
     let (initial, reset) = match subscribe_all(&mut session, &q.channels, cursor.as_ref()).await {
         Ok(x) => x,
@@ -174,21 +197,26 @@ pub async fn prepare(
     });
     head.put_slice(&event_bytes(
         Some("welcome"),
-        Some(&initial.encode()),
+        Some(&format!("{}.{resume}", initial.encode())),
         welcome_json.to_string().as_bytes(),
     ));
     if !reset.is_empty() {
         let data = serde_json::json!({"channels": reset, "reason": "position cannot be recovered; reload state"});
         head.put_slice(&event_bytes(
             Some("reset"),
-            Some(&initial.encode()),
+            Some(&format!("{}.{resume}", initial.encode())),
             data.to_string().as_bytes(),
         ));
     }
     Ok(Prepared {
         session,
         head: head.freeze(),
-        renderer: Renderer { cursor: initial },
+        renderer: Renderer {
+            cursor: initial,
+            suffix: format!(".{resume}"),
+        },
+        resume,
+        tickets: app.tickets.clone(),
         keepalive: app.settings.sse_keepalive.max(Duration::from_secs(1)),
         guard,
     })
@@ -232,6 +260,7 @@ impl BodyStream {
                 }
                 if let Some(d) = closed {
                     segments.push(Renderer::disconnect(&d));
+                    p.finish(Some(&d));
                     self.done = true;
                 }
                 return Some(segments.concat().into());

@@ -134,6 +134,7 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
         }
         if let Some(d) = &closed {
             segments.push(Renderer::disconnect(d));
+            p.finish(Some(d));
         }
         if !segments.is_empty() {
             ok = write_all(&mut tcp, &mut segments).await.is_ok();

@@ -67,6 +67,8 @@ impl StreamQuery {
         else {
             return Ok(None);
         };
+        // SSE ids are `<cursor>.<resume secret>`; the secret is for `credentials`.
+        let text = text.split_once('.').map_or(text, |(c, _)| c);
         let names: Vec<&str> = self.channels.iter().map(String::as_str).collect();
         Cursor::decode(text, &names)
             .map(Some)
@@ -82,6 +84,16 @@ impl StreamQuery {
         app: &AppState,
         headers: &HeaderMap,
     ) -> Result<Credentials, ApiError> {
+        // The browser's automatic SSE reconnect repeats the URL (with its used ticket) and adds
+        // `Last-Event-ID`, whose resume secret stands for the stream's credentials.
+        let resume = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| id.split_once('.'))
+            .map(|(_, secret)| secret);
+        if let Some(secret) = resume {
+            return app.tickets.redeem_resume(secret);
+        }
         match &self.ticket {
             Some(t) => app.tickets.redeem(t),
             None => app.bearer(headers),

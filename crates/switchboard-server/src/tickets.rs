@@ -22,6 +22,13 @@ const MAX_TICKETS: usize = 100_000;
 pub struct Tickets {
     ttl: Duration,
     map: Mutex<HashMap<String, (Credentials, Instant)>>,
+    resume: Mutex<HashMap<String, Credentials>>,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl Tickets {
@@ -30,6 +37,7 @@ impl Tickets {
         Self {
             ttl,
             map: Mutex::new(HashMap::new()),
+            resume: Mutex::new(HashMap::new()),
         }
     }
 
@@ -38,9 +46,7 @@ impl Tickets {
     /// # Errors
     /// 429 when too many tickets are outstanding.
     pub fn issue(&self, creds: Credentials) -> Result<(String, u64), ApiError> {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let ticket = random_token();
         let now = Instant::now();
         // A ticket never outlives the token it stands for.
         let ttl = creds
@@ -58,6 +64,40 @@ impl Tickets {
         }
         map.insert(ticket.clone(), (creds, now + ttl));
         Ok((ticket, ttl.as_secs()))
+    }
+
+    /// Issues the resume secret of an SSE stream. It rides in every event id (never in a URL),
+    /// so the browser's own reconnect (`Last-Event-ID`) can authenticate once more with the same
+    /// credentials even though the stream's ticket was single-use. It is itself single-use and
+    /// dies with the token.
+    pub fn issue_resume(&self, creds: &Credentials) -> String {
+        let secret = random_token();
+        let mut map = self.resume.lock();
+        if map.len() >= MAX_TICKETS {
+            map.retain(|_, c| c.expires_in() != Some(0));
+        }
+        map.insert(secret.clone(), creds.clone());
+        secret
+    }
+
+    /// Forgets a resume secret (its stream ended for a reason that must not resume, or it was
+    /// replaced).
+    pub fn revoke_resume(&self, secret: &str) {
+        self.resume.lock().remove(secret);
+    }
+
+    /// Redeems a resume secret once.
+    ///
+    /// # Errors
+    /// 401 for unknown or used secrets and expired tokens.
+    pub fn redeem_resume(&self, secret: &str) -> Result<Credentials, ApiError> {
+        match self.resume.lock().remove(secret) {
+            Some(c) if c.expires_in() != Some(0) => Ok(c),
+            Some(_) => Err(ApiError::unauthorized(
+                "token expired: reconnect with a fresh ticket",
+            )),
+            None => Err(ApiError::unauthorized("unknown or already used resume id")),
+        }
     }
 
     /// Redeems a ticket once.

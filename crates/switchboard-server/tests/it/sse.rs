@@ -310,3 +310,68 @@ async fn taken_over_and_hyper_streams_behave_the_same() {
         assert!(e.id.is_some());
     }
 }
+
+/// A bare EventSource reconnects to the same URL (with its used ticket) and `Last-Event-ID`:
+/// the resume secret in the id lets it back in exactly once, never without it.
+#[tokio::test]
+async fn browser_style_reconnect_resumes_with_a_used_ticket() {
+    let s = TestServer::start().await;
+    let t = token("eventsource", &[], &[], 3600);
+    let r: Value = s
+        .http
+        .post(format!("{}/auth/ticket", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let query = format!("channel=chat:es&ticket={}", r["ticket"].as_str().unwrap());
+    let mut sse = Sse::open(&s, &query, None, None).await.unwrap();
+    sse.next_of("welcome").await;
+    s.publish("chat:es", json!({"n": 1})).await;
+    let last = sse.next_of("message").await.id.unwrap();
+    assert!(last.contains('.'), "ids carry the resume secret");
+    // The server drops the stream (reconnect allowed); more is published meanwhile.
+    s.api(
+        "/api/disconnect",
+        json!({"user": "eventsource", "reconnect": true}),
+    )
+    .await;
+    assert_eq!(sse.next_of("disconnect").await.json()["code"], 4006);
+    s.publish("chat:es", json!({"n": 2})).await;
+    // Used ticket alone: refused.
+    let Err((st, _)) = Sse::open(&s, &query, None, None).await else {
+        panic!("used ticket accepted")
+    };
+    assert_eq!(st, 401);
+    // Forged secret: refused.
+    let forged = format!("{}.{}", last.split('.').next().unwrap(), "A".repeat(32));
+    let Err((st, _)) = Sse::open(&s, &query, None, Some(&forged)).await else {
+        panic!("forged secret accepted")
+    };
+    assert_eq!(st, 401);
+    // The browser's reconnect: same URL + Last-Event-ID.
+    let mut again = Sse::open(&s, &query, None, Some(&last)).await.unwrap();
+    assert_eq!(again.next_of("welcome").await.json()["user"], "eventsource");
+    assert_eq!(
+        again.next_of("message").await.json()["data"],
+        json!({"n": 2})
+    );
+    // Once only.
+    let Err((st, _)) = Sse::open(&s, &query, None, Some(&last)).await else {
+        panic!("resume secret reused")
+    };
+    assert_eq!(st, 401);
+    // A terminal disconnect revokes the current secret.
+    s.publish("chat:es", json!({"n": 3})).await;
+    let latest = again.next_of("message").await.id.unwrap();
+    s.api("/api/disconnect", json!({"user": "eventsource"}))
+        .await;
+    assert_eq!(again.next_of("disconnect").await.json()["code"], 4503);
+    let Err((st, _)) = Sse::open(&s, &query, None, Some(&latest)).await else {
+        panic!("revoked secret accepted")
+    };
+    assert_eq!(st, 401);
+}
