@@ -182,10 +182,12 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, String
         config.jwt.secret = Some(secret.clone());
     }
     let development = file.is_none();
-    if development && config.namespaces.is_empty() {
+    if development {
+        // Namespaces given through the environment add to the development default.
         config
             .namespaces
-            .insert("default".into(), NamespaceConfig::development());
+            .entry("default".into())
+            .or_insert_with(NamespaceConfig::development);
     }
     let mut generated = Vec::new();
     if config.api_key.as_deref().is_none_or(str::is_empty) {
