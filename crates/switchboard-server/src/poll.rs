@@ -90,11 +90,12 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
             if !publications.is_empty() || !reset.is_empty() || closed.is_some() {
                 break;
             }
-            if tokio::time::timeout_at(deadline, outbox.wait())
-                .await
-                .is_err()
-            {
-                break;
+            // A draining node answers waiting polls at once (the cursor is current), so they
+            // finish within the shutdown grace and the client polls another node.
+            let draining = node.shutdown_token();
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, outbox.wait()) => if r.is_err() { break },
+                _ = draining.cancelled() => break,
             }
         }
     }
