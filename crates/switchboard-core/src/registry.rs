@@ -31,12 +31,16 @@ impl Registry {
 
     pub(crate) fn insert(&self, s: Arc<SessionHandle>) {
         crate::metrics::session_gauge(s.transport.as_str(), 1.0);
+        tracing::debug!(session = %s.id, user = %s.info().user, transport = s.transport.as_str(), "session connected");
         self.shard(s.sid).lock().insert(s.sid, s);
     }
 
     pub(crate) fn remove(&self, s: &SessionHandle) {
         if self.shard(s.sid).lock().remove(&s.sid).is_some() {
             crate::metrics::session_gauge(s.transport.as_str(), -1.0);
+            // The code is the server's reason; none when the client went away.
+            let code = s.outbox.closed().map(|d| d.code);
+            tracing::debug!(session = %s.id, transport = s.transport.as_str(), code, "session closed");
         }
     }
 

@@ -62,6 +62,7 @@ pub fn install() {
             )
             .ok()?;
         let handle = builder.install_recorder().ok()?;
+        describe();
         let upkeep = handle.clone();
         // Without the exporter's own listener, histograms must be drained periodically.
         tokio::spawn(async move {
@@ -73,6 +74,69 @@ pub fn install() {
         });
         Some(handle)
     });
+}
+
+/// Help texts, and zero values for the counters that alerts watch, so that they exist before
+/// the first event (an absent series cannot be told from a broken scrape).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    use switchboard_core::metrics as core;
+    describe_gauge!(core::SESSIONS, "Sessions connected, by transport.");
+    describe_gauge!(core::SUBSCRIPTIONS, "Subscriptions held on this node.");
+    describe_gauge!(core::CHANNELS, "Channels with local subscribers.");
+    describe_counter!(core::PUBLICATIONS, "Publications accepted by this node.");
+    describe_counter!(core::DELIVERIES, "Publications queued to sessions.");
+    describe_counter!(
+        core::DISCONNECTS,
+        "Sessions closed by the server, by close code."
+    );
+    describe_histogram!(
+        core::COMMAND_SECONDS,
+        "Client command handling time, by op."
+    );
+    describe_counter!(
+        core::ENGINE_ERRORS,
+        "Engine failures seen by the node, by operation."
+    );
+    describe_counter!(core::GAPS, "Stream gaps detected, by outcome.");
+    describe_gauge!(
+        CONNECTIONS_OPEN,
+        "TCP/TLS connections open, WebSocket included."
+    );
+    describe_counter!(
+        CONNECTIONS_REJECTED,
+        "Handshakes refused by a connection limit."
+    );
+    describe_counter!(
+        HEADER_TIMEOUTS,
+        "Connections closed for not sending a request head in time."
+    );
+    describe_counter!(TLS_HANDSHAKE_FAILURES, "Failed TLS handshakes.");
+    describe_counter!(HTTP_RESPONSES, "HTTP responses, by route and status.");
+    describe_histogram!(
+        HTTP_SECONDS,
+        "Time to produce an HTTP response head, by route."
+    );
+    describe_histogram!(ENGINE_SECONDS, "Engine call latency, by operation.");
+    describe_counter!(ENGINE_FAILURES, "Engine calls that failed, by operation.");
+    describe_gauge!(QUEUE_BYTES, "Bytes waiting in session outbound queues.");
+    describe_gauge!(
+        QUEUE_BYTES_MAX,
+        "The largest session outbound queue, bytes."
+    );
+    for code in ["4000", "4001", "4002", "4004", "4005"] {
+        counter!(core::DISCONNECTS, "code" => code).increment(0);
+    }
+    for op in ["publish", "history", "subscribe"] {
+        counter!(ENGINE_FAILURES, "op" => op).increment(0);
+        counter!(core::ENGINE_ERRORS, "op" => op).increment(0);
+    }
+    for limit in ["total", "ip", "user"] {
+        counter!(CONNECTIONS_REJECTED, "limit" => limit).increment(0);
+    }
+    counter!(HEADER_TIMEOUTS).increment(0);
+    counter!(core::PUBLICATIONS).increment(0);
+    counter!(core::DELIVERIES).increment(0);
 }
 
 /// `GET /metrics`: the Prometheus text format.
