@@ -27,7 +27,7 @@ use crate::auth::{AuthError, Credentials};
 use crate::engine::{EngineError, HistoryQuery};
 use crate::hub::ChannelEntry;
 use crate::node::{Node, engine_error};
-use handle::SessionHandle;
+use handle::{SessionHandle, Transport};
 use outbox::{EventKind, Outbound};
 
 /// Where a subscription's recovered publications go.
@@ -129,7 +129,10 @@ impl Session {
             ping_interval: self.node.inner.config.client.ping_interval.as_secs(),
         };
         self.creds = Some(creds);
-        if !self.registered {
+        // Only long-lived sessions are registered (pings, expiry, counts, disconnect by user);
+        // a poll request or an HTTP command lives for one request.
+        let long_lived = matches!(self.handle.transport, Transport::Ws | Transport::Sse);
+        if long_lived && !self.registered {
             self.registered = true;
             self.node.inner.registry.insert(self.handle.clone());
         }

@@ -160,8 +160,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn on_readable(&mut self) -> Step {
-        match read_some(&mut self.io, &mut self.rbuf).await {
+    /// Handles what a completed read brought in. Runs outside any `select!`: a command must
+    /// never be cancelled halfway (its reply may be queued while presence or join are not).
+    async fn on_read(&mut self, read: std::io::Result<usize>) -> Step {
+        match read {
             Ok(0) | Err(_) => return Step::Gone,
             Ok(_) => {}
         }
@@ -264,14 +266,22 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(io: S, session: Session, ini
             break;
         }
         let connected = conn.session.is_connected();
-        tokio::select! {
-            step = conn.on_readable() => match step {
+        // Only cancel-safe futures race here: a read either completed (its bytes are in the
+        // buffer) or did nothing.
+        let read = tokio::select! {
+            r = read_some(&mut conn.io, &mut conn.rbuf) => Some(r),
+            _ = handle.outbox.wait() => None,
+            _ = tokio::time::sleep_until(auth_deadline), if !connected => {
+                reason = Some(Some(Disconnect::AUTH_TIMEOUT));
+                None
+            }
+        };
+        if let Some(r) = read {
+            match conn.on_read(r).await {
                 Step::Continue => {}
                 Step::Close(d) => reason = Some(Some(d)),
                 Step::Gone => reason = Some(None),
-            },
-            _ = handle.outbox.wait() => {}
-            _ = tokio::time::sleep_until(auth_deadline), if !connected => reason = Some(Some(Disconnect::AUTH_TIMEOUT)),
+            }
         }
     }
     let reason = reason.flatten();

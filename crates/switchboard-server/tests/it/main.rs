@@ -3,9 +3,13 @@
 
 mod api;
 mod bad_input;
+mod cluster;
 mod harness;
+mod ops;
 mod poll;
+#[path = "../../../switchboard-redis/tests/it/harness.rs"]
+#[allow(dead_code)]
+mod redis_harness;
 mod resume;
 mod sse;
 mod ws;
-mod ops;
