@@ -243,3 +243,45 @@ async fn redis_data_loss_is_never_a_silent_gap() {
     let r = again.request(json!({"op": "subscribe", "channel": "chat:loss", "since": {"offset": 3, "epoch": epoch}})).await;
     assert_eq!(r["ok"]["recovered"], false, "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_stopped_node_resume_on_another() {
+    let redis = RedisServer::start(&ServerOpts::default());
+    let prefix = unique_prefix();
+    let mut a = node(&redis.url(), &prefix, "node-a").await;
+    let b = node(&redis.url(), &prefix, "node-b").await;
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let mut ws = a.client(&format!("c{i}")).await;
+        let r = ws
+            .request(json!({"op": "subscribe", "channel": "chat:failover"}))
+            .await;
+        clients.push((ws, r["ok"]["position"]["epoch"].clone()));
+    }
+    b.publish("chat:failover", json!({"n": 1})).await;
+    for (ws, _) in &mut clients {
+        assert_eq!(ws.push("pub").await["offset"], 1);
+    }
+    // Node A goes away: its sessions are told to reconnect.
+    let running = a.running.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    for (ws, _) in &mut clients {
+        assert_eq!(ws.closed().await, 4000);
+    }
+    stopping.await.unwrap();
+    for i in 2..=4 {
+        b.publish("chat:failover", json!({"n": i})).await;
+    }
+    for (i, (_, epoch)) in clients.into_iter().enumerate() {
+        let mut ws = b.client(&format!("c{i}")).await;
+        let r = ws.request(json!({"op": "subscribe", "channel": "chat:failover", "since": {"offset": 1, "epoch": epoch}})).await;
+        assert_eq!(r["ok"]["recovered"], true, "{r}");
+        let got: Vec<u64> = r["ok"]["publications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, [2, 3, 4]);
+    }
+}
