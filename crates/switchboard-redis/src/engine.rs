@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub(crate) cmd: Conn,
     sub: Mutex<SubConn>,
     push_tx: mpsc::Sender<PushInfo>,
+    /// Random id of this engine instance (names its probe channels).
+    pub(crate) instance: String,
     pub(crate) subs: Arc<SubState>,
     pub(crate) sink: OnceLock<Arc<dyn EventSink>>,
     push_rx: Mutex<Option<mpsc::Receiver<PushInfo>>>,
@@ -116,6 +118,7 @@ impl RedisEngine {
                 cmd,
                 sub: Mutex::new(sub),
                 push_tx: tx,
+                instance: new_epoch(),
                 subs,
                 sink: OnceLock::new(),
                 push_rx: Mutex::new(Some(rx)),
@@ -128,6 +131,11 @@ impl RedisEngine {
     /// Pushes dropped because the queue to the sink was full (each drop caused a resync).
     pub fn dropped_pushes(&self) -> u64 {
         self.inner.subs.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the pubsub connection is healthy (no loss waiting to be recovered).
+    pub fn is_connected(&self) -> bool {
+        !self.inner.subs.is_lost()
     }
 
     /// How many times the pubsub connection was found lost and then restored (each time
@@ -223,9 +231,12 @@ impl Engine for RedisEngine {
             .tasks
             .lock()
             .extend([pushes.abort_handle(), supervisor.abort_handle()]);
+        let mut names = inner.subs.probes.plan(inner, &inner.instance).await?;
+        names.push(inner.keys.control().to_owned());
         let mut sub = inner.sub();
-        let control = inner.keys.control().to_owned();
-        inner.run(sub.subscribe(&[&control])).await
+        inner.run(sub.resubscribe(&names)).await?;
+        inner.subs.probes.reset();
+        Ok(())
     }
 
     async fn publish(

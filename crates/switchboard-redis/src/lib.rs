@@ -19,6 +19,7 @@ mod codec;
 mod conn;
 mod engine;
 mod keys;
+mod probe;
 mod subscriber;
 
 use std::time::Duration;

@@ -41,6 +41,8 @@ pub(crate) struct SubState {
     pub(crate) overflow: AtomicBool,
     pub(crate) dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Delivery probes.
+    pub(crate) probes: crate::probe::Probes,
     /// Consecutive failed liveness checks.
     failed_checks: AtomicU32,
     wake: Notify,
@@ -132,6 +134,9 @@ fn deliver(inner: &Inner, pubsub: &[u8], payload: Vec<u8>) {
     let Ok(pubsub) = std::str::from_utf8(pubsub) else {
         return;
     };
+    if inner.subs.probes.on_message(pubsub, &payload) {
+        return;
+    }
     if pubsub == inner.keys.control() {
         match decode_control(&payload) {
             Some(c) => sink.control(c),
@@ -200,6 +205,9 @@ async fn check(inner: &Inner) {
     }
     subs.failed_checks.store(0, Ordering::Release);
     if seen == subs.handled.load(Ordering::Acquire) {
+        if !subs.probes.check(inner).await {
+            subs.mark_lost("probe lost");
+        }
         return;
     }
     // Recovering. The hub re-reads history as soon as it is told, so wait until Redis serves
@@ -218,6 +226,14 @@ async fn check(inner: &Inner) {
             .map(|c| inner.keys.pubsub(c))
             .collect();
         names.push(inner.keys.control().to_owned());
+        // The cluster's topology may have changed: choose the probes again.
+        match subs.probes.plan(inner, &inner.instance).await {
+            Ok(probes) => names.extend(probes),
+            Err(e) => {
+                tracing::debug!(error = %e, "planning probes failed; retrying");
+                return;
+            }
+        }
         let resubscribe = sub.resubscribe(&names);
         let timeout =
             inner.cfg.command_timeout * (1 + u32::try_from(names.len() / 2000).unwrap_or(u32::MAX));
@@ -233,6 +249,10 @@ async fn check(inner: &Inner) {
             }
         }
         cleanup_stale(inner).await;
+    }
+    // Proof that every shard delivers again before the sink resynchronises.
+    if !subs.probes.verify(inner).await {
+        return;
     }
     subs.handled.store(seen, Ordering::Release);
     let since = subs.lost_since.lock().take();

@@ -12,6 +12,8 @@ use switchboard_protocol::{ClientInfo, Publication};
 pub struct TestSink {
     pub rec: Recorder,
     pub reconnects: AtomicU64,
+    /// When each `reconnected()` call happened.
+    pub reconnected_at: parking_lot::Mutex<Vec<std::time::Instant>>,
 }
 
 impl EventSink for TestSink {
@@ -25,6 +27,7 @@ impl EventSink for TestSink {
         self.rec.control(control);
     }
     fn reconnected(&self) {
+        self.reconnected_at.lock().push(std::time::Instant::now());
         self.reconnects.fetch_add(1, Ordering::SeqCst);
     }
 }
