@@ -43,6 +43,7 @@ pub mod state;
 pub mod stream_query;
 pub mod tickets;
 pub mod tls;
+pub mod vectored;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -6,7 +6,6 @@
 //! vectored writes. Nothing HTTP-related stays allocated per stream, which is what keeps an
 //! idle stream at a few KiB instead of hyper's ~11 KiB per held connection.
 
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -70,33 +69,6 @@ async fn write_error(tcp: &mut TcpStream, e: ApiError) {
     let _ = tcp.shutdown().await;
 }
 
-async fn write_all(tcp: &mut TcpStream, segments: &mut Vec<Bytes>) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < segments.len() {
-        let slices: Vec<IoSlice<'_>> = segments[first..]
-            .iter()
-            .take(256)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut n = tcp.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let len = segments[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                segments[first] = segments[first].split_off(n);
-                n = 0;
-            }
-        }
-    }
-    segments.clear();
-    Ok(())
-}
-
 /// Serves one SSE connection. The peer's request head has not been consumed yet.
 pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_timeout: Duration) {
     let Some(head) = read_head(&mut tcp, header_timeout).await else {
@@ -126,7 +98,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
     let mut segments = vec![Bytes::from(status), p.head.clone()];
     let handle = p.session.handle().clone();
     let mut items = Vec::new();
-    let mut ok = write_all(&mut tcp, &mut segments).await.is_ok();
+    let mut ok = crate::vectored::write_all(&mut tcp, &mut segments)
+        .await
+        .is_ok();
     while ok {
         let closed = handle.outbox.drain(&mut items, BATCH);
         for item in items.drain(..) {
@@ -137,7 +111,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
             p.finish(Some(d));
         }
         if !segments.is_empty() {
-            ok = write_all(&mut tcp, &mut segments).await.is_ok();
+            ok = crate::vectored::write_all(&mut tcp, &mut segments)
+                .await
+                .is_ok();
             segments = Vec::new();
             items = Vec::new();
         }

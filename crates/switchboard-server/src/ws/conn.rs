@@ -8,7 +8,7 @@
 //! housekeeper queues pings and enforces expiry).
 
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Poll, ready};
 
@@ -34,37 +34,6 @@ async fn read_some<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::
         Poll::Ready(Ok(rb.filled().len()))
     })
     .await
-}
-
-async fn write_all_vectored<S: AsyncWrite + Unpin>(
-    io: &mut S,
-    frames: &mut Vec<Bytes>,
-) -> io::Result<()> {
-    let mut first = 0;
-    while first < frames.len() {
-        let slices: Vec<IoSlice<'_>> = frames[first..]
-            .iter()
-            .take(BATCH)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut n = io.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let len = frames[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                let rest = frames[first].split_off(n);
-                frames[first] = rest;
-                n = 0;
-            }
-        }
-    }
-    frames.clear();
-    Ok(())
 }
 
 fn render(item: Outbound, out: &mut Vec<Bytes>) {
@@ -113,7 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             // A slow consumer is cut off by the publishers (the outbox closes itself); stop
             // waiting on a socket that does not drain instead of holding the task forever.
-            let write = write_all_vectored(&mut self.io, &mut frames);
+            let write = crate::vectored::write_all(&mut self.io, &mut frames);
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -227,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             codec::close_frame(d.code, &d.reason),
         ];
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-            let _ = write_all_vectored(&mut self.io, &mut frames).await;
+            let _ = crate::vectored::write_all(&mut self.io, &mut frames).await;
             let _ = self.io.shutdown().await;
         })
         .await;
