@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn slots_match_redis() {
         // Values from the Redis cluster specification and `CLUSTER KEYSLOT`.
-        assert_eq!(slot(b"123456789"), 0x31C3 % 16384);
+        assert_eq!(slot(b"123456789"), 0x31C3);
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         // An empty tag does not count: the whole key is hashed.

@@ -1,14 +1,20 @@
 //! The pubsub side: interest (subscribe/unsubscribe), decoding pushes into sink calls, and the
 //! supervisor that notices a lost connection and tells the sink once it is back.
 //!
-//! Lost-connection handling: redis-rs reconnects the pubsub connection by itself and re-sends
-//! every confirmed subscription before handing the new connection out (automatic
-//! resubscription). A `Disconnection` push, a failed liveness PING or a dropped push (full queue)
-//! bumps `lost`; the supervisor then PINGs through the pubsub connection until it answers. That
-//! PING waits for the new connection, which is only handed out after the resubscription
-//! pipeline ran, so when it succeeds every channel is subscribed again and `reconnected()` is
-//! called: the hub re-reads history for every channel, which covers whatever was published
-//! while the connection was down.
+//! Lost-connection handling. A `Disconnection` push, a failed liveness PING, a probe round
+//! that did not come back (see [`crate::probe`]) or a dropped push (full queue) bumps `lost`.
+//! While lost, the supervisor checks every 100 ms:
+//! 1. PING through the pubsub connection (every master in a cluster) must answer; redis-rs
+//!    reconnects by itself and re-sends its tracked subscriptions. If the pubsub connection stays
+//!    unresponsive for 3 checks while the command connection works, it is replaced by a new one.
+//! 2. Redis must serve data (`DBSIZE` is refused while an AOF loads; every master must report
+//!    `cluster_state:ok`), because the hub reads history as soon as it is told.
+//! 3. Every wanted channel, the control channel and the probes are subscribed again explicitly
+//!    (redis-rs ignores failures of its own resubscription; re-subscribing is idempotent).
+//! 4. A probe round must come back from every shard.
+//!
+//! Only then is `EventSink::reconnected()` called, once per outage: the hub re-reads history for
+//! every channel, which covers whatever was published while deliveries were interrupted.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

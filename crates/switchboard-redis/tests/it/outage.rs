@@ -216,3 +216,12 @@ async fn redis_down_fails_fast_and_recovers() {
         .await;
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_fails_fast_when_redis_is_down() {
+    let port = crate::harness::free_port();
+    let t = Instant::now();
+    let r = RedisEngine::connect(config(format!("redis://127.0.0.1:{port}"))).await;
+    assert!(matches!(r, Err(EngineError::Unavailable(_))));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
