@@ -22,7 +22,7 @@ async function act(button, path, payload, done) {
   try {
     const r = await api(path, { method: 'POST', body: payload });
     store.upsert(r);
-    toast(done(r), 'success');
+    toast(done(r), 'success', `request-${r.id}`);
   } catch (e) {
     toast(e.message, 'error');
     button.disabled = false;
@@ -88,7 +88,6 @@ const store = new RequestStore({
     renderAll();
     const tr = body.querySelector(`tr[data-id="${r.id}"]`);
     if (tr && loaded && how !== 'removed') flash(tr);
-    if (how === 'added' && loaded) toast(`New request #${r.id} from ${nameOf(r.customer)}`, 'note');
   },
 });
 

@@ -91,12 +91,22 @@ setInterval(() => {
   for (const t of document.querySelectorAll('time[data-ts]')) t.textContent = ago(Number(t.dataset.ts));
 }, 30000);
 
-export function toast(text, kind = 'info') {
+/**
+ * Shows a short message. Toasts with the same `key` (e.g. one request) replace each other, so a
+ * burst of changes to one thing shows only the latest.
+ */
+export function toast(text, kind = 'info', key = null) {
   const box = $('toasts');
   const t = el('div', { className: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
-  box.append(t);
-  setTimeout(() => t.classList.add('toast-out'), 4200);
-  setTimeout(() => t.remove(), 4600);
+  const old = key && [...box.children].find((x) => x.dataset.key === key);
+  if (key) t.dataset.key = key;
+  if (old) {
+    clearTimeout(old.timers?.[0]);
+    clearTimeout(old.timers?.[1]);
+    old.replaceWith(t);
+    t.style.animation = 'none';
+  } else box.append(t);
+  t.timers = [setTimeout(() => t.classList.add('toast-out'), 4200), setTimeout(() => t.remove(), 4600)];
 }
 
 /** Briefly highlights a node that changed live. */
@@ -301,7 +311,7 @@ export function liveInbox(client, { lists = [] } = {}) {
         render();
         if (fresh) {
           flash(bell);
-          toast(d.notification.text, 'note');
+          toast(d.notification.text, 'note', `request-${d.notification.request_id}`);
         }
       } else if (d.type === 'read') {
         for (const n of items.values()) n.read = true;

@@ -62,9 +62,8 @@ const store = new RequestStore({
         const after = [...list.children].find((li) => Number(li.dataset.id) < r.id);
         list.insertBefore(node, after ?? null);
       }
+      // Status and assignment changes also arrive as notifications, which show the toast.
       if (old || loaded) flash(node);
-      if (old && old.status !== r.status) toast(`Request #${r.id} is now ${STATUS[r.status]}`, r.status === 'completed' ? 'success' : 'info');
-      else if (old && old.assignee !== r.assignee && r.assignee) toast(`${nameOf(r.assignee)} is handling request #${r.id}`);
     }
     const n = store.items.size;
     $('request-count').textContent = n ? `${n} total · ${[...store.items.values()].filter((x) => x.status !== 'completed').length} open` : '';
@@ -102,7 +101,7 @@ form.addEventListener('submit', async (e) => {
     const r = await api('/api/requests', { method: 'POST', body });
     store.upsert(r);
     form.reset();
-    toast(`Request #${r.id} submitted. We'll keep you posted here.`, 'success');
+    toast(`Request #${r.id} submitted. We'll keep you posted here.`, 'success', `request-${r.id}`);
   } catch (err) {
     error.textContent = err.message;
     error.hidden = false;

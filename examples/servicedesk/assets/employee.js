@@ -56,13 +56,13 @@ const store = new RequestStore({
     const existing = list.querySelector(`li[data-id="${r.id}"]`);
     if (how === 'removed') {
       existing?.remove();
-      if (loaded) toast(`#${r.id} was reassigned to ${nameOf(r.assignee)}`);
+      if (loaded) toast(`#${r.id} was reassigned to ${nameOf(r.assignee)}`, 'info', `request-${r.id}`);
     } else {
       const node = card(r);
       if (existing) existing.replaceWith(node);
       else list.insertBefore(node, [...list.children].find((li) => Number(li.dataset.id) < r.id) ?? null);
       if (loaded) flash(node);
-      if (old && old.status !== r.status && loaded) toast(`#${r.id} is now ${STATUS[r.status]}`);
+      if (old && old.status !== r.status && loaded) toast(`#${r.id} is now ${STATUS[r.status]}`, 'info', `request-${r.id}`);
     }
     const open = [...store.items.values()].filter((x) => x.status !== 'completed').length;
     setStat('stat-mine', open);

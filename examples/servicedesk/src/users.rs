@@ -55,13 +55,13 @@ pub const USERS: [User; 5] = [
         id: "bob",
         name: "Bob Chen",
         role: Role::Employee,
-        blurb: "Employee (IT): gets a notification when assigned",
+        blurb: "Employee (IT): notified when assigned a request",
     },
     User {
         id: "carol",
         name: "Carol Diaz",
         role: Role::Employee,
-        blurb: "Employee (facilities): gets a notification when assigned",
+        blurb: "Employee (facilities): notified when assigned",
     },
 ];
 
