@@ -81,8 +81,10 @@ fn unavailable(e: &redis::RedisError) -> EngineError {
     EngineError::Unavailable(format!("redis: {e}"))
 }
 
+/// Milliseconds, capped at about ten years so that Redis' expiry arithmetic cannot overflow.
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
+    u64::try_from(d.as_millis()).unwrap_or(MAX).min(MAX)
 }
 
 impl RedisEngine {
@@ -90,9 +92,15 @@ impl RedisEngine {
     /// [`Engine::start`] is called.
     ///
     /// # Errors
-    /// [`EngineError::Unavailable`] when the URL is invalid or Redis cannot be reached within
+    /// [`EngineError::Unavailable`] when the URL or prefix is invalid or Redis cannot be reached within
     /// `connect_timeout` (plus `command_timeout`).
     pub async fn connect(cfg: RedisConfig) -> Result<Self, EngineError> {
+        if cfg.prefix.is_empty() || cfg.prefix.contains(['{', '}']) {
+            return Err(EngineError::Unavailable(format!(
+                "redis: invalid key prefix {:?} (must be non-empty, without braces)",
+                cfg.prefix
+            )));
+        }
         let subs = Arc::new(SubState::default());
         let (tx, rx) = mpsc::channel(cfg.push_queue.max(1));
         let push = make_push(tx.clone(), subs.clone());
@@ -253,7 +261,7 @@ impl Engine for RedisEngine {
             }
             None => Vec::new(),
         };
-        let meta_ttl = inner.cfg.meta_ttl.max(opts.history_ttl * 2);
+        let meta_ttl = inner.cfg.meta_ttl.max(opts.history_ttl.saturating_mul(2));
         let mut inv = inner.scripts.publish.prepare_invoke();
         inv.key(keys.stream(channel)).key(keys.meta(channel));
         if let Some(k) = &opts.idempotency_key {
@@ -262,7 +270,7 @@ impl Engine for RedisEngine {
         inv.arg(keys.pubsub(channel))
             .arg(data.as_ref())
             .arg(info)
-            .arg(opts.history_size)
+            .arg(opts.history_size.min(i64::MAX as usize))
             .arg(millis(opts.history_ttl))
             .arg(millis(meta_ttl).max(1000))
             .arg(new_epoch())

@@ -140,13 +140,15 @@ fn deliver(inner: &Inner, pubsub: &[u8], payload: Vec<u8>) {
     let Ok(pubsub) = std::str::from_utf8(pubsub) else {
         return;
     };
-    if inner.subs.probes.on_message(pubsub, &payload) {
-        return;
-    }
-    if pubsub == inner.keys.control() {
-        match decode_control(&payload) {
-            Some(c) => sink.control(c),
-            None => tracing::debug!("ignoring unknown control message"),
+    if pubsub.starts_with('{') {
+        // Node-wide names: control and probes (channel names start with the prefix).
+        if pubsub == inner.keys.control() {
+            match decode_control(&payload) {
+                Some(c) => sink.control(c),
+                None => tracing::debug!("ignoring unknown control message"),
+            }
+        } else {
+            inner.subs.probes.on_message(pubsub, &payload);
         }
         return;
     }

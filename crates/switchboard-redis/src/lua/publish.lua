@@ -28,11 +28,11 @@ if size > 0 then
   local ttl = tonumber(ARGV[5])
   local expires = string.format('%d', now + ttl)
   if ARGV[3] ~= '' then
-    redis.call('XADD', KEYS[1], 'MAXLEN', size, off .. '-0', 'd', ARGV[2], 'x', expires, 'i', ARGV[3])
+    redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], off .. '-0', 'd', ARGV[2], 'x', expires, 'i', ARGV[3])
   else
-    redis.call('XADD', KEYS[1], 'MAXLEN', size, off .. '-0', 'd', ARGV[2], 'x', expires)
+    redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], off .. '-0', 'd', ARGV[2], 'x', expires)
   end
-  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
 else
   -- No history: keep the invariant that the stream ends at the top offset.
   redis.call('DEL', KEYS[1])

@@ -170,3 +170,75 @@ async fn nodes_see_each_other_and_forget_silent_ones() {
     }
     assert_eq!(nodes, vec![me("b", 6)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_options_are_accepted() {
+    let e = crate::harness::make_engine().await;
+    let _s = start(&e).await;
+    let o = PublishOptions {
+        history_size: usize::MAX,
+        history_ttl: Duration::MAX,
+        idempotency_key: Some("k".into()),
+        idempotency_ttl: Duration::MAX,
+        info: None,
+    };
+    assert_eq!(
+        e.publish("x", Bytes::from_static(b"1"), &o)
+            .await
+            .unwrap()
+            .position
+            .offset,
+        1
+    );
+    let page = e
+        .history(
+            "x",
+            &HistoryQuery {
+                since: Some(switchboard_protocol::StreamPosition::new(u64::MAX, "nope")),
+                limit: usize::MAX,
+                reverse: true,
+            },
+        )
+        .await;
+    assert!(matches!(
+        page,
+        Err(switchboard_core::engine::EngineError::Unrecoverable { .. })
+    ));
+    let page = e
+        .history(
+            "x",
+            &HistoryQuery {
+                since: None,
+                limit: usize::MAX,
+                reverse: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.publications.len(), 1);
+    // Zero ttls: nothing kept, offsets still count.
+    let zero = PublishOptions {
+        history_size: 10,
+        history_ttl: Duration::ZERO,
+        idempotency_key: Some("z".into()),
+        idempotency_ttl: Duration::ZERO,
+        info: None,
+    };
+    assert_eq!(
+        e.publish("y", Bytes::from_static(b"1"), &zero)
+            .await
+            .unwrap()
+            .position
+            .offset,
+        1
+    );
+    assert!(
+        RedisEngine::connect(RedisConfig {
+            url: shared().url(),
+            prefix: "a{b".into(),
+            ..RedisConfig::default()
+        })
+        .await
+        .is_err()
+    );
+}
