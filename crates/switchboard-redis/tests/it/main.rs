@@ -2,6 +2,7 @@
 
 mod cluster;
 mod harness;
+mod hub;
 mod nodes;
 mod outage;
 mod sink;
