@@ -230,8 +230,8 @@ export function liveCounts(client, render) {
     rev = counts.rev;
     const n = $('open-count');
     if (n.textContent !== String(counts.open)) {
+      if (n.textContent !== '–') flash($('desk-load'));
       n.textContent = counts.open;
-      flash($('desk-load'));
     }
     render?.(counts);
   };
@@ -247,9 +247,10 @@ export function setStat(id, value) {
   if (!card) return;
   const v = card.querySelector('.stat-value');
   if (v.textContent === String(value)) return;
+  const first = !('count' in card.dataset);
   v.textContent = value;
   card.dataset.count = value;
-  flash(card);
+  if (!first) flash(card);
 }
 
 // ---- notifications --------------------------------------------------------------------------

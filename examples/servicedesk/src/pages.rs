@@ -75,14 +75,6 @@ fn initials(name: &str) -> String {
         .collect()
 }
 
-fn role_label(role: Role) -> &'static str {
-    match role {
-        Role::Customer => "Customer",
-        Role::Employee => "Employee",
-        Role::Admin => "Admin",
-    }
-}
-
 fn no_cache(html: String) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response()
 }
@@ -93,7 +85,7 @@ async fn start(headers: HeaderMap) -> Response {
     let cards: String = USERS
         .iter()
         .map(|u| {
-            let role = format!("{:?}", u.role).to_lowercase();
+            let role = u.role.as_str();
             let here = if current.is_some_and(|c| c.id == u.id) {
                 r#"<span class="tag">signed in</span>"#
             } else {
@@ -109,7 +101,7 @@ async fn start(headers: HeaderMap) -> Response {
                 initials = escape(&initials(u.name)),
                 name = escape(u.name),
                 blurb = escape(u.blurb),
-                role_label = role_label(u.role),
+                role_label = u.role.label(),
             )
         })
         .collect();
@@ -162,8 +154,8 @@ fn render(user: &User) -> String {
         .replace("{{USER}}", &escape(user.id))
         .replace("{{NAME}}", &escape(user.name))
         .replace("{{INITIALS}}", &escape(&initials(user.name)))
-        .replace("{{ROLE}}", &format!("{:?}", user.role).to_lowercase())
-        .replace("{{ROLE_LABEL}}", role_label(user.role))
+        .replace("{{ROLE}}", user.role.as_str())
+        .replace("{{ROLE_LABEL}}", user.role.label())
 }
 
 /// A role's page; anyone else is sent to their own page (or to the start page).

@@ -18,6 +18,26 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// Lower-case name, as in JSON and CSS classes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Employee => "employee",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// For people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Customer => "Customer",
+            Role::Employee => "Employee",
+            Role::Admin => "Admin",
+        }
+    }
+}
+
 /// A demo user.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct User {
