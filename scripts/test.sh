@@ -31,4 +31,6 @@ else
 fi
 echo "==> browser SDK tests (headless Chromium)"
 (cd clients/js && npm ci --no-audit --no-fund && npm test)
+echo "==> service desk example (headless Chromium)"
+(cd examples/servicedesk && npm ci --no-audit --no-fund && npm test)
 echo "==> all tests passed"

@@ -2,6 +2,10 @@
 //! health and metrics, served by an own hyper accept loop or mounted into an existing axum app.
 //!
 //! # Embedding
+//! The server API lives under `/api/*`, the transports at `/ws`, `/sse`, `/poll`, `/cmd` and
+//! `/auth/ticket`, and `/health`, `/ready`, `/metrics`: keep the application's own routes off
+//! those paths (or nest the application under its own prefix).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::get};
@@ -23,7 +27,9 @@
 //!     }))
 //!     .merge(sb.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app).await?;
+//! // With connect info, the per-IP connection limit sees client addresses.
+//! let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! axum::serve(listener, make).await?;
 //! # Ok(()) }
 //! ```
 
