@@ -69,7 +69,12 @@ impl Cluster {
 
 fn shared_cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    CLUSTER.get_or_init(|| Cluster::start(&ServerOpts::default()))
+    CLUSTER.get_or_init(|| {
+        Cluster::start(&ServerOpts {
+            remove_dir_on_exit: true,
+            ..ServerOpts::default()
+        })
+    })
 }
 
 pub fn cluster_config() -> RedisConfig {

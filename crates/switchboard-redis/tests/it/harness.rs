@@ -53,6 +53,9 @@ pub struct ServerOpts {
     pub aof: bool,
     /// `--cluster-enabled yes`.
     pub cluster: bool,
+    /// Remove the server's directory when the server is killed (also at process exit, for
+    /// servers kept in a `static`). Not for servers that are restarted in the same directory.
+    pub remove_dir_on_exit: bool,
 }
 
 /// A running `redis-server`.
@@ -104,8 +107,12 @@ impl RedisServer {
                 .map(String::from),
             );
         }
-        let script = r#""$0" "$@" & pid=$!; echo $pid; read _unused; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null"#;
-        let mut child = Command::new("sh")
+        let script = r#""$0" "$@" & pid=$!; echo $pid; read _unused; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; if [ -n "$SB_REMOVE_DIR" ]; then rm -rf "$SB_REMOVE_DIR"; fi"#;
+        let mut cmd = Command::new("sh");
+        if opts.remove_dir_on_exit {
+            cmd.env("SB_REMOVE_DIR", dir);
+        }
+        let mut child = cmd
             .arg("-c")
             .arg(script)
             .arg(redis_server_bin())
@@ -197,7 +204,12 @@ pub fn raw_command(port: u16, cmd: &str) -> Option<String> {
 /// One server shared by every test of the binary that does not kill it.
 pub fn shared() -> &'static RedisServer {
     static SHARED: OnceLock<RedisServer> = OnceLock::new();
-    SHARED.get_or_init(|| RedisServer::start(&ServerOpts::default()))
+    SHARED.get_or_init(|| {
+        RedisServer::start(&ServerOpts {
+            remove_dir_on_exit: true,
+            ..ServerOpts::default()
+        })
+    })
 }
 
 /// A prefix no other engine of this run uses.
