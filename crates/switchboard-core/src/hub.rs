@@ -28,6 +28,8 @@ const INTEREST_STRIPES: usize = 64;
 /// Publications buffered for a subscriber while its recovery is read; beyond this it is cut off
 /// as a slow consumer rather than buffering without bound.
 const MAX_RECOVERY_BUFFER: usize = 10_000;
+/// Retries of a resync's history read while the engine is unavailable (about 3 s in all).
+const RESYNC_RETRIES: u32 = 6;
 
 struct Slot {
     session: Arc<SessionHandle>,
@@ -373,7 +375,16 @@ impl Hub {
                 limit: usize::MAX,
                 reverse: false,
             };
-            let result = engine.history(&entry.name, &q).await;
+            // A backend blip is not data loss: retry for a few seconds (publications keep
+            // buffering meanwhile) before telling subscribers their state is gone.
+            let mut result = engine.history(&entry.name, &q).await;
+            for attempt in 0..RESYNC_RETRIES {
+                if !matches!(result, Err(EngineError::Unavailable(_))) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt.min(4))).await;
+                result = engine.history(&entry.name, &q).await;
+            }
             let mut st = entry.state.lock();
             let buffered = st.resync.take().unwrap_or_default();
             match result {

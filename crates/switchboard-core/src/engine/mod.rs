@@ -140,7 +140,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Publishes to a channel; see the contract above.
     ///
     /// # Errors
-    /// [`EngineError::Unavailable`] when the backend is unreachable; nothing was published.
+    /// [`EngineError::Unavailable`] when the backend is unreachable. After a timeout the
+    /// publication may nevertheless have been stored: callers that retry should pass an
+    /// `idempotency_key`, which makes the retry safe either way.
     async fn publish(
         &self,
         channel: &str,
