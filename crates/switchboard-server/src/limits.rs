@@ -36,6 +36,10 @@ pub struct ConnectionLimits {
     /// Time allowed to send a request's headers (slowloris protection).
     #[serde(with = "humantime_serde")]
     pub header_timeout: std::time::Duration,
+    /// Kernel send buffer of each accepted socket, bytes (0 = the OS default). The default
+    /// grows up to `net.ipv4.tcp_wmem` max (4 MiB) for a client that stops reading, outside
+    /// the node's own queue limit; a cap bounds that kernel memory per connection.
+    pub send_buffer: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -45,6 +49,7 @@ impl Default for ConnectionLimits {
             max_per_ip: 20_000,
             max_per_user: 1_000,
             header_timeout: std::time::Duration::from_secs(10),
+            send_buffer: 0,
         }
     }
 }

@@ -32,7 +32,8 @@ use crate::tls::Tls;
 ///
 /// `header_timeout` bounds the TLS handshake and each request head (slowloris). With
 /// `sse_takeover`, plain-TCP connections that open with `GET /sse` are served by
-/// [`crate::sse_raw`] instead of hyper.
+/// [`crate::sse_raw`] instead of hyper, and accepted sockets get its
+/// `connections.send_buffer`.
 pub async fn accept_loop(
     listener: TcpListener,
     router: Router,
@@ -42,6 +43,9 @@ pub async fn accept_loop(
     tracker: TaskTracker,
     sse_takeover: Option<AppState>,
 ) {
+    let send_buffer = sse_takeover
+        .as_ref()
+        .map_or(0, |a| a.settings.connections.send_buffer);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -56,6 +60,9 @@ pub async fn accept_loop(
             _ = shutdown.cancelled() => break,
         };
         let _ = tcp.set_nodelay(true);
+        if send_buffer > 0 {
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(send_buffer);
+        }
         let router = router.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();

@@ -29,7 +29,12 @@ fn session_of(s: &TestServer, client: &str) -> Option<Arc<SessionHandle>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_cut_off_with_4002_and_resumes_without_loss() {
-    let s = TestServer::with(|c| c.limits.outbound_queue_bytes = QUEUE).await;
+    let s = TestServer::with(|c| {
+        c.limits.outbound_queue_bytes = QUEUE;
+        // Bounds what the kernel holds for the stalled socket, too.
+        c.connections.send_buffer = 64 * 1024;
+    })
+    .await;
     let addr = s.running().addr;
 
     // The slow client: 4 KiB receive buffer, subscribes, then stops reading.
