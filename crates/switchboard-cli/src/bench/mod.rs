@@ -1,11 +1,258 @@
 //! `switchboard bench`: load tests against a running node on 127.0.0.1.
+//!
+//! The parent process (`bench idle|fanout|compare`) measures the server through `/proc` and
+//! publishes through the server API; the client sessions live in worker processes
+//! (`bench worker`, hidden) because one process may hold only 20,000 open files. Each worker
+//! holds at most ~8,000 sessions, spread over source addresses 127.0.0.1..127.0.0.N so no
+//! address runs out of ephemeral ports. Everything is bounded: session counts, publication
+//! counts, and time (`--max-duration`; workers also exit by themselves).
 
-use anyhow::Result;
+mod fleet;
+mod http;
+mod modes;
+mod procstat;
+mod scan;
+mod worker;
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+/// Sessions one worker process holds at most (the open-file limit is 20,000 per process).
+const MAX_PER_WORKER: u64 = 8_000;
+/// Sessions per source address by default (ephemeral ports: ~28k per address).
+const PER_SOURCE: u64 = 8_000;
 
 /// Options of `bench`.
 #[derive(clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    mode: Mode,
+}
 
-pub async fn run(_a: BenchArgs) -> Result<()> {
-    anyhow::bail!("bench: not built yet")
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// Open N idle sessions and measure the server's resident memory per session.
+    Idle(IdleArgs),
+    /// N subscribers on one channel; publish M messages at R/s; delivery latency and server CPU
+    /// per delivery.
+    Fanout(FanoutArgs),
+    /// Plain polling vs SSE vs WebSocket for the same clients and the same update stream.
+    Compare(CompareArgs),
+    /// Internal: one worker process holding client sessions (spawned by the other modes).
+    #[command(hide = true)]
+    Worker,
+}
+
+/// Transport of the client sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// WebSocket (`/ws`).
+    Ws,
+    /// Server-Sent Events (`/sse`).
+    Sse,
+    /// HTTP polling (`/poll`).
+    Poll,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+            Transport::Poll => "poll",
+        }
+    }
+}
+
+/// Options shared by every mode.
+#[derive(clap::Args, Clone, Debug)]
+struct Common {
+    /// Node base URL; only 127.0.0.1 (or localhost) is accepted.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// Server process id, to read its memory and CPU time from /proc (default: the process
+    /// listening on the URL's port, when it is ours to read).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Server API key (publishing in `fanout` and `compare`).
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// HMAC secret of the node: each session gets a token for user `bench-<n>`.
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Client sessions.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    connections: u64,
+    /// Worker processes (default: one per 8,000 sessions).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    workers: Option<u64>,
+    /// Source addresses 127.0.0.1..127.0.0.N (default: one per 8,000 sessions).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=250))]
+    sources: Option<u64>,
+    /// Sessions being set up at the same time, per worker.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    connect_concurrency: u64,
+    /// Longest wait for the server to settle (RSS stops growing, CPU goes quiet) after the
+    /// sessions are up.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    settle_timeout: Duration,
+    /// The whole run stops (and its workers with it) after this long.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    max_duration: Duration,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `bench idle`.
+#[derive(clap::Args, Clone, Debug)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Transport (poll keeps no session open, so it does not apply).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: Transport,
+    /// Keep the sessions open this long after measuring.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    hold: Duration,
+    /// Channel prefix: session n subscribes to `<prefix>-<n % 100>`.
+    #[arg(long, default_value = "bench:idle")]
+    channel: String,
+}
+
+/// Options of `bench fanout`.
+#[derive(clap::Args, Clone, Debug)]
+struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Transport of the subscribers (poll = long-polling with `timeout=25`).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: Transport,
+    /// Publications.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    messages: u64,
+    /// Publications per second.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Approximate size of each publication's data in bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(30..=60_000))]
+    size: u64,
+    /// The channel every subscriber joins.
+    #[arg(long, default_value = "bench:fanout")]
+    channel: String,
+    /// Longest wait for deliveries after the last publication.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+/// Options of `bench compare`.
+#[derive(clap::Args, Clone, Debug)]
+struct CompareArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Updates published (one stream, the same for every transport).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    messages: u64,
+    /// Updates per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Approximate size of each update's data in bytes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(30..=60_000))]
+    size: u64,
+    /// Interval of the plain pollers (`/poll?...&timeout=0`).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// Transports to compare, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "poll,sse,ws")]
+    transports: Vec<Transport>,
+    /// The channel of the update stream.
+    #[arg(long, default_value = "bench:compare")]
+    channel: String,
+    /// Longest wait for deliveries after the last update.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+}
+
+/// Runs `switchboard bench ...`.
+///
+/// # Errors
+/// Bad options, an unreachable node, a worker failure, or the run's time limit.
+pub async fn run(a: BenchArgs) -> Result<()> {
+    let (common, fut): (Common, std::pin::Pin<Box<dyn Future<Output = Result<()>>>>) = match a.mode
+    {
+        Mode::Worker => return worker::main().await,
+        Mode::Idle(a) => (a.common.clone(), Box::pin(modes::idle(a))),
+        Mode::Fanout(a) => (a.common.clone(), Box::pin(modes::fanout(a))),
+        Mode::Compare(a) => (a.common.clone(), Box::pin(modes::compare(a))),
+    };
+    match tokio::time::timeout(common.max_duration, fut).await {
+        Ok(r) => r,
+        // Dropping the run drops its fleets, which kills their workers.
+        Err(_) => bail!(
+            "the run exceeded --max-duration {}; workers stopped",
+            humantime::format_duration(common.max_duration)
+        ),
+    }
+}
+
+/// The node's port, after checking that the URL points at this machine.
+fn local_port(url: &str) -> Result<u16> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        anyhow!(
+            "--url must be http://127.0.0.1:PORT: bench talks to a local node over plain HTTP only"
+        )
+    })?;
+    let hostport = rest.split('/').next().unwrap_or("");
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| anyhow!("bad port in --url {url}"))?,
+        ),
+        None => (hostport, 80),
+    };
+    if host != "127.0.0.1" && host != "localhost" {
+        bail!(
+            "bench only talks to 127.0.0.1 (got `{host}`): it is a load generator and must not be pointed at another machine"
+        );
+    }
+    Ok(port)
+}
+
+impl Common {
+    fn secret(&self) -> Result<String> {
+        self.jwt_secret.clone().ok_or_else(|| {
+            anyhow!(
+                "--jwt-secret (or SWITCHBOARD_JWT_SECRET) is needed to mint the sessions' tokens"
+            )
+        })
+    }
+
+    fn api_key(&self) -> Result<String> {
+        self.api_key.clone().ok_or_else(|| {
+            anyhow!(
+                "--api-key (or SWITCHBOARD_API_KEY) is needed to publish through the server API"
+            )
+        })
+    }
+
+    /// Worker count and source addresses for `self.connections` sessions.
+    fn layout(&self) -> Result<(u64, Vec<std::net::Ipv4Addr>)> {
+        let n = self.connections;
+        let workers = self.workers.unwrap_or(n.div_ceil(MAX_PER_WORKER)).min(n);
+        if n.div_ceil(workers) > MAX_PER_WORKER {
+            bail!(
+                "{} sessions per worker is too many (at most {MAX_PER_WORKER}: the open-file limit is 20,000 per process); raise --workers",
+                n.div_ceil(workers)
+            );
+        }
+        let sources = self.sources.unwrap_or(n.div_ceil(PER_SOURCE)).max(1);
+        let addrs = (1..=sources)
+            .map(|i| std::net::Ipv4Addr::new(127, 0, 0, i as u8))
+            .collect();
+        Ok((workers, addrs))
+    }
 }

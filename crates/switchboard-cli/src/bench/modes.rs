@@ -1,0 +1,832 @@
+//! The three modes: `idle` (memory per session), `fanout` (latency and CPU per delivery) and
+//! `compare` (polling vs SSE vs WebSocket).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::fleet::{Fleet, Merged};
+use super::procstat::{Cpu, Server, find_listener};
+use super::scan::unix_micros;
+use super::worker::WorkerSpec;
+use super::{Common, CompareArgs, FanoutArgs, IdleArgs, Transport, local_port};
+
+/// What the run talks to.
+struct Target {
+    port: u16,
+    base: String,
+    server: Option<Server>,
+}
+
+async fn target(c: &Common) -> Result<Target> {
+    let port = local_port(&c.url)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let health = reqwest::Client::new()
+        .get(format!("{base}/health"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| {
+            format!("no node answers at {base} (start one with `switchboard serve`)")
+        })?;
+    if !health.status().is_success() {
+        bail!("{base}/health answered {}", health.status());
+    }
+    let pid = match c.pid {
+        Some(p) => Some(p),
+        None => find_listener(port),
+    };
+    let server = match pid {
+        Some(p) => Some(Server::new(p)?),
+        None => {
+            eprintln!(
+                "note: server pid unknown (pass --pid): memory and CPU figures are not measured"
+            );
+            None
+        }
+    };
+    Ok(Target { port, base, server })
+}
+
+struct Plan<'a> {
+    transport: Transport,
+    channel: &'a str,
+    spread: u64,
+    poll_timeout: u64,
+    poll_interval: Duration,
+}
+
+fn specs(c: &Common, t: &Target, p: &Plan<'_>) -> Result<(Vec<WorkerSpec>, usize)> {
+    let (workers, sources) = c.layout()?;
+    let secret = c.secret()?;
+    let n = c.connections;
+    let mut out = Vec::new();
+    let mut first = 0;
+    for w in 0..workers {
+        let count = n / workers + u64::from(w < n % workers);
+        out.push(WorkerSpec {
+            index: w as usize,
+            transport: p.transport,
+            port: t.port,
+            sources: sources.clone(),
+            first,
+            count,
+            channel: p.channel.to_owned(),
+            spread: p.spread,
+            secret: secret.clone(),
+            token_ttl_secs: c.max_duration.as_secs() + 3600,
+            poll_timeout: p.poll_timeout,
+            poll_interval_ms: p.poll_interval.as_millis() as u64,
+            connect_concurrency: c.connect_concurrency as usize,
+            lifetime_secs: c.max_duration.as_secs() + 60,
+        });
+        first += count;
+    }
+    Ok((out, sources.len()))
+}
+
+/// Starts the workers and waits for their sessions.
+async fn launch(c: &Common, specs: Vec<WorkerSpec>, quiet: bool) -> Result<(Fleet, f64)> {
+    let start = Instant::now();
+    let mut fleet = Fleet::spawn(specs).await?;
+    // Generous: a loaded 2-core machine sets up a few thousand sessions per second.
+    let timeout = Duration::from_secs(60) + Duration::from_millis(c.connections * 10);
+    fleet
+        .wait_ready(timeout, |t| {
+            if !quiet {
+                eprintln!(
+                    "  ... {} sessions ready, {} failed, {} other pushes received",
+                    t.connected, t.failed, t.other
+                );
+            }
+        })
+        .await?;
+    Ok((fleet, start.elapsed().as_secs_f64()))
+}
+
+/// How the server came to rest after the sessions were set up.
+struct Settled {
+    secs: f64,
+    settled: bool,
+    /// Server CPU use in the last second, in cores.
+    idle_cpu: Option<f64>,
+}
+
+/// Waits until the server's RSS stops growing and (with `quiet_cpu`) its CPU goes quiet (join
+/// storms, lazy allocations), at most `timeout`. Plain pollers keep the server busy by design,
+/// so their phase only waits for the RSS.
+async fn settle(
+    server: Option<&Server>,
+    fleet: &mut Fleet,
+    timeout: Duration,
+    quiet_cpu: bool,
+) -> Result<Settled> {
+    let start = Instant::now();
+    let Some(server) = server else {
+        fleet.pump(Duration::from_secs(2)).await?;
+        return Ok(Settled {
+            secs: 2.0,
+            settled: false,
+            idle_cpu: None,
+        });
+    };
+    let mut samples: VecDeque<(Instant, u64, f64)> = VecDeque::new();
+    loop {
+        let now = Instant::now();
+        samples.push_back((now, server.rss_kib()?, server.cpu_secs()?));
+        while samples.len() > 5 {
+            samples.pop_front();
+        }
+        if samples.len() == 5 {
+            let (_, rss0, _) = samples[0];
+            let (t1, _, cpu1) = samples[2];
+            let (t2, rss2, cpu2) = samples[4];
+            let growth = rss2.saturating_sub(rss0);
+            let cpu = (cpu2 - cpu1) / (t2 - t1).as_secs_f64();
+            let quiet = growth <= (rss2 / 200).max(256) && (!quiet_cpu || cpu <= 0.05);
+            if quiet || start.elapsed() >= timeout {
+                return Ok(Settled {
+                    secs: start.elapsed().as_secs_f64(),
+                    settled: quiet,
+                    idle_cpu: Some(cpu),
+                });
+            }
+        }
+        fleet.pump(Duration::from_millis(500)).await?;
+    }
+}
+
+fn kib(v: u64) -> String {
+    if v >= 10 * 1024 {
+        format!("{:.1} MiB", v as f64 / 1024.0)
+    } else {
+        format!("{v} KiB")
+    }
+}
+
+fn print_map(title: &str, m: &BTreeMap<String, u64>) {
+    if m.is_empty() {
+        return;
+    }
+    println!("  {title}:");
+    for (k, v) in m {
+        println!("    {v:>7} × {k}");
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 100.0).round() / 100.0
+}
+
+fn latency_json(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p90_ms": ms(h.value_at_quantile(0.90)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "max_ms": ms(h.max()),
+        "mean_ms": (h.mean() / 10.0).round() / 100.0,
+        "samples": h.len(),
+    })
+}
+
+// ---------------------------------------------------------------- idle
+
+pub async fn idle(a: IdleArgs) -> Result<()> {
+    let c = &a.common;
+    if a.transport == Transport::Poll {
+        bail!(
+            "idle does not apply to poll: a poller holds no session between requests (use ws or sse)"
+        );
+    }
+    let t = target(c).await?;
+    let plan = Plan {
+        transport: a.transport,
+        channel: &a.channel,
+        spread: 100,
+        poll_timeout: 0,
+        poll_interval: Duration::ZERO,
+    };
+    let (specs, sources) = specs(c, &t, &plan)?;
+    let workers = specs.len();
+    if !c.json {
+        println!(
+            "bench idle: {} {} sessions on {}-0..99 ({workers} workers, {sources} source addresses){}",
+            c.connections,
+            a.transport.name(),
+            a.channel,
+            t.server
+                .as_ref()
+                .map(|s| format!(", server pid {}", s.pid))
+                .unwrap_or_default()
+        );
+    }
+    let rss_before = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    let (mut fleet, setup_secs) = launch(c, specs, c.json).await?;
+    let settled = settle(t.server.as_ref(), &mut fleet, c.settle_timeout, true).await?;
+    let rss_after = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    let ready = fleet.stats(false).await?.stats;
+    let sessions = ready.connected;
+    let per_session = match (rss_before, rss_after) {
+        (Some(before), Some(after)) if sessions > 0 => {
+            Some(after.saturating_sub(before) as f64 / sessions as f64)
+        }
+        _ => None,
+    };
+    if !c.json {
+        println!(
+            "  sessions: {sessions} ready, {} failed, set up in {setup_secs:.1} s",
+            ready.failed
+        );
+        print_map("setup errors", &ready.errors);
+        if let (Some(b), Some(af), Some(p)) = (rss_before, rss_after, per_session) {
+            println!(
+                "  server RSS: before {}, after {} ({} after {:.1} s)",
+                kib(b),
+                kib(af),
+                if settled.settled {
+                    "settled"
+                } else {
+                    "NOT settled"
+                },
+                settled.secs
+            );
+            println!("  KiB per session: {p:.2}");
+        }
+        println!("  holding for {} ...", humantime::format_duration(a.hold));
+    }
+    fleet.pump(a.hold).await?;
+    let end = fleet.stats(false).await?.stats;
+    let rss_end = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    let lost: u64 = end.closed.values().sum();
+    fleet.stop().await;
+    if c.json {
+        println!(
+            "{}",
+            json!({
+                "mode": "idle",
+                "transport": a.transport.name(),
+                "requested": c.connections,
+                "sessions": sessions,
+                "failed": ready.failed,
+                "workers": workers,
+                "source_addresses": sources,
+                "setup_s": setup_secs,
+                "settled": settled.settled,
+                "settle_s": settled.secs,
+                "server_pid": t.server.as_ref().map(|s| s.pid),
+                "rss_before_kib": rss_before,
+                "rss_after_kib": rss_after,
+                "rss_after_hold_kib": rss_end,
+                "kib_per_session": per_session,
+                "closed_during_hold": end.closed,
+                "errors": end.errors,
+            })
+        );
+    } else {
+        println!(
+            "  after the hold: {} sessions still open{}",
+            sessions.saturating_sub(lost),
+            rss_end
+                .map(|r| format!(", server RSS {}", kib(r)))
+                .unwrap_or_default()
+        );
+        print_map("sessions closed by the server", &end.closed);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- publishing
+
+struct Published {
+    ok: u64,
+    failed: u64,
+    errors: BTreeMap<String, u64>,
+    first_us: u64,
+    last_us: u64,
+}
+
+impl Published {
+    /// Publications per second actually achieved (first to last publication).
+    fn rate(&self) -> f64 {
+        let n = self.ok + self.failed;
+        let span = self.last_us.saturating_sub(self.first_us) as f64 / 1e6;
+        if n > 1 && span > 0.0 {
+            (n - 1) as f64 / span
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+fn payload(channel: &str, seq: u64, ts: u64, size: u64) -> String {
+    let head = format!(r#"{{"seq":{seq},"ts":{ts},"pad":""#);
+    let pad = (size as usize).saturating_sub(head.len() + 2);
+    format!(
+        r#"{{"channel":{},"data":{head}{}"}}}}"#,
+        serde_json::to_string(channel).unwrap_or_default(),
+        "x".repeat(pad)
+    )
+}
+
+/// Publishes `messages` publications at `rate`/s through `POST /api/publish`, handling worker
+/// messages meanwhile.
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    t: &Target,
+    key: &str,
+    channel: &str,
+    messages: u64,
+    rate: f64,
+    size: u64,
+    fleet: &mut Fleet,
+) -> Result<Published> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("{}/api/publish", t.base);
+    let start = Instant::now();
+    let mut out = Published {
+        ok: 0,
+        failed: 0,
+        errors: BTreeMap::new(),
+        first_us: 0,
+        last_us: 0,
+    };
+    for i in 0..messages {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        let now = Instant::now();
+        if due > now {
+            fleet.pump(due - now).await?;
+        }
+        let ts = unix_micros();
+        if i == 0 {
+            out.first_us = ts;
+        }
+        out.last_us = ts;
+        let r = client
+            .post(&url)
+            .header("X-API-Key", key)
+            .header("Content-Type", "application/json")
+            .body(payload(channel, i, ts, size))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => out.ok += 1,
+            Ok(r) => {
+                out.failed += 1;
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                *out.errors
+                    .entry(format!(
+                        "HTTP {status} {}",
+                        body.chars().take(120).collect::<String>()
+                    ))
+                    .or_default() += 1;
+            }
+            Err(e) => {
+                out.failed += 1;
+                *out.errors.entry(format!("publish: {e}")).or_default() += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until `expected` publications arrived, deliveries stall for 5 s, or `timeout` passes.
+async fn drain(fleet: &mut Fleet, expected: u64, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut last = fleet.totals().received;
+    let mut changed = Instant::now();
+    while fleet.totals().received < expected && start.elapsed() < timeout {
+        fleet.pump(Duration::from_millis(20)).await?;
+        let now = fleet.totals().received;
+        if now != last {
+            last = now;
+            changed = Instant::now();
+        } else if changed.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One measured publish phase.
+struct Phase {
+    transport: Transport,
+    setup_secs: f64,
+    settled: Settled,
+    ready: Merged,
+    published: Published,
+    expected: u64,
+    /// Counter deltas over the window (first publication → all delivered).
+    window: super::worker::Stats,
+    window_secs: f64,
+    final_stats: Merged,
+    cpu: Option<Cpu>,
+    rss_kib: Option<(u64, u64)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn phase(
+    c: &Common,
+    t: &Target,
+    plan: &Plan<'_>,
+    messages: u64,
+    rate: f64,
+    size: u64,
+    drain_timeout: Duration,
+    quiet: bool,
+) -> Result<Phase> {
+    let key = c.api_key()?;
+    let (specs, _) = specs(c, t, plan)?;
+    let (mut fleet, setup_secs) = launch(c, specs, quiet).await?;
+    let quiet_cpu = plan.transport != Transport::Poll || plan.poll_interval.is_zero();
+    let settled = settle(t.server.as_ref(), &mut fleet, c.settle_timeout, quiet_cpu).await?;
+    let rss_ready = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    let ready = fleet.stats(false).await?;
+    if ready.stats.connected == 0 {
+        fleet.stop().await;
+        bail!("no session could be set up: {:?}", ready.stats.errors);
+    }
+    if !quiet {
+        eprintln!(
+            "  {} {} sessions ready ({} failed) in {setup_secs:.1} s; server {} after {:.1} s; publishing {messages} at {rate}/s ...",
+            ready.stats.connected,
+            plan.transport.name(),
+            ready.stats.failed,
+            if settled.settled {
+                "settled"
+            } else {
+                "NOT settled"
+            },
+            settled.secs,
+        );
+    }
+    let cpu0 = t.server.as_ref().map(Server::cpu).transpose()?;
+    let w0 = Instant::now();
+    let published = publish(t, &key, plan.channel, messages, rate, size, &mut fleet).await?;
+    let expected = published.ok * ready.stats.connected;
+    drain(&mut fleet, expected, drain_timeout).await?;
+    let cpu1 = t.server.as_ref().map(Server::cpu).transpose()?;
+    let window_secs = w0.elapsed().as_secs_f64();
+    let end = fleet.stats(true).await?;
+    let rss_end = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    fleet.stop().await;
+    let s0 = &ready.stats;
+    let s1 = &end.stats;
+    let window = super::worker::Stats {
+        received: s1.received - s0.received,
+        other: s1.other - s0.other,
+        bytes_in: s1.bytes_in - s0.bytes_in,
+        bytes_out: s1.bytes_out - s0.bytes_out,
+        requests: s1.requests - s0.requests,
+        ..Default::default()
+    };
+    Ok(Phase {
+        transport: plan.transport,
+        setup_secs,
+        settled,
+        ready,
+        published,
+        expected,
+        window,
+        window_secs,
+        final_stats: end,
+        cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        rss_kib: rss_ready.zip(rss_end),
+    })
+}
+
+impl Phase {
+    /// Server CPU-seconds (user + system) in the window.
+    fn cpu_secs(&self) -> Option<f64> {
+        self.cpu.map(|c| c.user + c.system)
+    }
+
+    fn delivered(&self) -> u64 {
+        self.window.received
+    }
+
+    /// First publication → last delivery.
+    fn delivery_secs(&self) -> f64 {
+        let last = self.final_stats.stats.last_rx_us;
+        if last > self.published.first_us {
+            (last - self.published.first_us) as f64 / 1e6
+        } else {
+            self.window_secs
+        }
+    }
+
+    fn hist(&self) -> Option<&Histogram<u64>> {
+        self.final_stats.hist.as_ref().filter(|h| !h.is_empty())
+    }
+
+    fn cpu_per_million(&self) -> Option<f64> {
+        let d = self.delivered();
+        self.cpu_secs()
+            .filter(|_| d > 0)
+            .map(|c| c / d as f64 * 1e6)
+    }
+
+    fn to_json(&self) -> Value {
+        let d = self.delivered();
+        json!({
+            "transport": self.transport.name(),
+            "sessions": self.ready.stats.connected,
+            "failed": self.ready.stats.failed,
+            "setup_s": self.setup_secs,
+            "settled": self.settled.settled,
+            "settle_s": self.settled.secs,
+            "server_idle_cpu_cores": self.settled.idle_cpu,
+            "published": self.published.ok,
+            "publish_failed": self.published.failed,
+            "publish_errors": self.published.errors,
+            "publish_rate_achieved": self.published.rate(),
+            "expected": self.expected,
+            "delivered": d,
+            "delivered_pct": if self.expected > 0 { d as f64 * 100.0 / self.expected as f64 } else { 0.0 },
+            "delivery_s": self.delivery_secs(),
+            "deliveries_per_s": d as f64 / self.delivery_secs().max(1e-9),
+            "window_s": self.window_secs,
+            "client_requests": self.window.requests,
+            "client_requests_per_s": self.window.requests as f64 / self.window_secs.max(1e-9),
+            "bytes_down": self.window.bytes_in,
+            "bytes_up": self.window.bytes_out,
+            "bytes_per_update": if d > 0 { Some((self.window.bytes_in + self.window.bytes_out) as f64 / d as f64) } else { None },
+            "other_messages": self.window.other,
+            "sessions_receiving": self.final_stats.stats.receiving,
+            "latency": self.hist().map(latency_json),
+            "server_cpu_s": self.cpu_secs(),
+            "server_cpu_user_s": self.cpu.map(|c| c.user),
+            "server_cpu_system_s": self.cpu.map(|c| c.system),
+            "server_cpu_pct": self.cpu_secs().map(|c| c * 100.0 / self.window_secs.max(1e-9)),
+            "server_cpu_s_per_million_deliveries": self.cpu_per_million(),
+            "server_rss_kib_ready": self.rss_kib.map(|r| r.0),
+            "server_rss_kib_end": self.rss_kib.map(|r| r.1),
+            "setup_errors": self.ready.stats.errors,
+            "errors": self.final_stats.stats.errors,
+            "closed": self.final_stats.stats.closed,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- fanout
+
+pub async fn fanout(a: FanoutArgs) -> Result<()> {
+    let c = &a.common;
+    if !(a.rate > 0.0 && a.rate <= 100_000.0) {
+        bail!("--rate must be in (0, 100000]");
+    }
+    let t = target(c).await?;
+    let plan = Plan {
+        transport: a.transport,
+        channel: &a.channel,
+        spread: 0,
+        poll_timeout: 25,
+        poll_interval: Duration::ZERO,
+    };
+    let (workers, sources) = c.layout()?;
+    if !c.json {
+        println!(
+            "bench fanout: {} {} subscribers on {} ({workers} workers, {} source addresses){}; {} publications of ~{} B at {}/s",
+            c.connections,
+            a.transport.name(),
+            a.channel,
+            sources.len(),
+            t.server
+                .as_ref()
+                .map(|s| format!(", server pid {}", s.pid))
+                .unwrap_or_default(),
+            a.messages,
+            a.size,
+            a.rate
+        );
+    }
+    let p = phase(
+        c,
+        &t,
+        &plan,
+        a.messages,
+        a.rate,
+        a.size,
+        a.drain_timeout,
+        c.json,
+    )
+    .await?;
+    if c.json {
+        let mut v = p.to_json();
+        v["mode"] = "fanout".into();
+        v["channel"] = a.channel.clone().into();
+        v["size"] = a.size.into();
+        v["rate"] = a.rate.into();
+        println!("{v}");
+        return Ok(());
+    }
+    let d = p.delivered();
+    println!(
+        "  subscribers: {} ready, {} failed, set up in {:.1} s",
+        p.ready.stats.connected, p.ready.stats.failed, p.setup_secs
+    );
+    print_map("setup errors", &p.ready.stats.errors);
+    println!(
+        "  published: {} ok, {} failed, {:.1}/s achieved",
+        p.published.ok,
+        p.published.failed,
+        p.published.rate()
+    );
+    print_map("publish errors", &p.published.errors);
+    println!(
+        "  delivered: {d}/{} ({:.2} %)",
+        p.expected,
+        if p.expected > 0 {
+            d as f64 * 100.0 / p.expected as f64
+        } else {
+            0.0
+        }
+    );
+    let silent = p
+        .ready
+        .stats
+        .connected
+        .saturating_sub(p.final_stats.stats.receiving);
+    if silent > 0 {
+        println!("  subscribers that received nothing: {silent}");
+    }
+    println!(
+        "  deliveries per second: {:.0} (over {:.2} s, first publication to last delivery)",
+        d as f64 / p.delivery_secs().max(1e-9),
+        p.delivery_secs()
+    );
+    if let Some(h) = p.hist() {
+        println!(
+            "  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.9)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.max())
+        );
+    }
+    if let Some(cpu) = p.cpu {
+        let total = cpu.user + cpu.system;
+        println!(
+            "  server CPU-seconds during the publish phase: {total:.3} (user {:.2} + system {:.2}; {:.1} % of one core over {:.2} s; idle before: {:.1} %)",
+            cpu.user,
+            cpu.system,
+            total * 100.0 / p.window_secs,
+            p.window_secs,
+            p.settled.idle_cpu.unwrap_or(0.0) * 100.0
+        );
+    }
+    if let Some(x) = p.cpu_per_million() {
+        println!("  server CPU-seconds per million deliveries: {x:.3}");
+    }
+    if let Some((r0, r1)) = p.rss_kib {
+        println!(
+            "  server RSS: {} with subscribers, {} at the end",
+            kib(r0),
+            kib(r1)
+        );
+    }
+    print_map("errors", &p.final_stats.stats.errors);
+    print_map("sessions closed by the server", &p.final_stats.stats.closed);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- compare
+
+pub async fn compare(a: CompareArgs) -> Result<()> {
+    let c = &a.common;
+    if !(a.rate > 0.0 && a.rate <= 1000.0) {
+        bail!("--rate must be in (0, 1000]");
+    }
+    if a.poll_interval < Duration::from_millis(10) {
+        bail!("--poll-interval must be at least 10ms");
+    }
+    let t = target(c).await?;
+    if !c.json {
+        println!(
+            "bench compare: {} clients per transport on {}; {} updates of ~{} B at {}/s; plain polling every {}{}",
+            c.connections,
+            a.channel,
+            a.messages,
+            a.size,
+            a.rate,
+            humantime::format_duration(a.poll_interval),
+            t.server
+                .as_ref()
+                .map(|s| format!("; server pid {}", s.pid))
+                .unwrap_or_default(),
+        );
+    }
+    let mut phases = Vec::new();
+    for &tr in &a.transports {
+        let plan = Plan {
+            transport: tr,
+            channel: &a.channel,
+            spread: 0,
+            poll_timeout: 0,
+            poll_interval: a.poll_interval,
+        };
+        if !c.json {
+            eprintln!("- {} ...", tr.name());
+        }
+        phases.push(
+            phase(
+                c,
+                &t,
+                &plan,
+                a.messages,
+                a.rate,
+                a.size,
+                a.drain_timeout,
+                c.json,
+            )
+            .await?,
+        );
+    }
+    if c.json {
+        println!(
+            "{}",
+            json!({
+                "mode": "compare",
+                "clients": c.connections,
+                "channel": a.channel,
+                "updates": a.messages,
+                "rate": a.rate,
+                "size": a.size,
+                "poll_interval_s": a.poll_interval.as_secs_f64(),
+                "publisher_requests_per_s": a.rate,
+                "bytes_note": "bytes read and written by the clients' sockets during the window (HTTP headers, WebSocket framing, pings and keep-alives included; TCP/IP headers not included)",
+                "results": phases.iter().map(Phase::to_json).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    println!();
+    println!(
+        "  {:<10} {:>13} {:>10} {:>12} {:>10} {:>10} {:>9} {:>8} {:>8}",
+        "transport", "delivered", "client", "bytes/update", "(down", "up)", "server", "p50", "p99"
+    );
+    println!(
+        "  {:<10} {:>13} {:>10} {:>12} {:>10} {:>10} {:>9} {:>8} {:>8}",
+        "", "", "req/s", "", "", "", "CPU-s", "ms", "ms"
+    );
+    for p in &phases {
+        let d = p.delivered().max(1) as f64;
+        let name = match p.transport {
+            Transport::Poll => format!("poll/{}", humantime::format_duration(a.poll_interval)),
+            t => t.name().to_owned(),
+        };
+        let (p50, p99) = p
+            .hist()
+            .map(|h| (ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99))))
+            .unwrap_or((f64::NAN, f64::NAN));
+        println!(
+            "  {:<10} {:>13} {:>10.1} {:>12.0} {:>10.0} {:>10.0} {:>9} {:>8.1} {:>8.1}",
+            name,
+            format!("{}/{}", p.delivered(), p.expected),
+            p.window.requests as f64 / p.window_secs.max(1e-9),
+            (p.window.bytes_in + p.window.bytes_out) as f64 / d,
+            p.window.bytes_in as f64 / d,
+            p.window.bytes_out as f64 / d,
+            p.cpu_secs()
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "n/a".into()),
+            p50,
+            p99
+        );
+    }
+    println!();
+    println!(
+        "  window: first update to last delivery ({:.0}-{:.0} s); the publisher's {} request(s)/s to /api/publish are not counted.",
+        phases
+            .iter()
+            .map(|p| p.window_secs)
+            .fold(f64::MAX, f64::min),
+        phases.iter().map(|p| p.window_secs).fold(0.0, f64::max),
+        a.rate
+    );
+    println!(
+        "  bytes: read and written by the clients' sockets in the window, HTTP headers, WebSocket framing, pings and keep-alives included, TCP/IP headers (~66 B per segment) not."
+    );
+    for p in &phases {
+        let errs: u64 = p.final_stats.stats.errors.values().sum::<u64>()
+            + p.ready.stats.errors.values().sum::<u64>();
+        let closed: u64 = p.final_stats.stats.closed.values().sum();
+        if errs + closed + p.ready.stats.failed + p.published.failed > 0 {
+            println!("  {}:", p.transport.name());
+            print_map("setup errors", &p.ready.stats.errors);
+            print_map("errors", &p.final_stats.stats.errors);
+            print_map("sessions closed by the server", &p.final_stats.stats.closed);
+            print_map("publish errors", &p.published.errors);
+        }
+    }
+    Ok(())
+}
