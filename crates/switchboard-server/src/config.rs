@@ -36,7 +36,7 @@ pub enum LogFormat {
 }
 
 /// The whole configuration file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on.
@@ -120,7 +120,7 @@ impl Default for Config {
 }
 
 /// Values given on the command line; they override everything else.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Default, Serialize)]
 pub struct Overrides {
     /// `--listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +140,7 @@ pub struct Overrides {
 }
 
 /// A loaded configuration with where it came from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
@@ -148,6 +148,63 @@ pub struct Loaded {
     pub development: bool,
     /// Secrets generated because none were configured (printed once at start-up).
     pub generated: Vec<(&'static str, String)>,
+}
+
+const REDACTED: &str = "<redacted>";
+
+// Secrets never reach logs, not even through a debug print of the configuration.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut()
+            && o.get("api_key").is_some_and(|k| !k.is_null())
+        {
+            o.insert("api_key".into(), REDACTED.into());
+        }
+        if let Some(j) = v.get_mut("jwt").and_then(|j| j.as_object_mut())
+            && j.get("secret").is_some_and(|k| !k.is_null())
+        {
+            j.insert("secret".into(), REDACTED.into());
+        }
+        write!(f, "Config {v}")
+    }
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides")
+            .field("listen", &self.listen)
+            .field("api_key", &self.api_key.as_ref().map(|_| REDACTED))
+            .field("engine", &self.engine)
+            .field("redis_url", &self.redis_url)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let generated: Vec<&str> = self.generated.iter().map(|(k, _)| *k).collect();
+        f.debug_struct("Loaded")
+            .field("config", &self.config)
+            .field("development", &self.development)
+            .field("generated", &generated)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("api_key", &REDACTED)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("ticket_ttl", &self.ticket_ttl)
+            .field("sse_keepalive", &self.sse_keepalive)
+            .field("poll_max_timeout", &self.poll_max_timeout)
+            .field("demo", &self.demo)
+            .field("connections", &self.connections)
+            .finish()
+    }
 }
 
 /// Environment variables that the command line reads itself.
@@ -223,7 +280,7 @@ fn random_secret() -> String {
 }
 
 /// HTTP-level settings derived from [`Config`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// API key for `/api`.
     pub api_key: String,
@@ -302,6 +359,30 @@ mod tests {
         assert_eq!(l.config.listen, "127.0.0.1:2");
         assert_eq!(l.config.namespaces["chat"].history_size, 10);
         assert!(!l.development);
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let o = Overrides {
+            api_key: Some("key-123".into()),
+            jwt_secret: Some("sec-456".into()),
+            ..Default::default()
+        };
+        let l = load(None, &o).unwrap();
+        let all = format!(
+            "{l:?} {o:?} {:?} {:?}",
+            l.config.settings(true),
+            l.config.node_config()
+        );
+        for secret in ["key-123", "sec-456"] {
+            assert!(!all.contains(secret), "{secret} leaked: {all}");
+        }
+        assert!(all.contains("<redacted>"));
     }
 }
 

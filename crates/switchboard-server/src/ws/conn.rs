@@ -20,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::codec::{self, Frame, Opcode};
 
+/// How long a cut-off slow consumer's in-flight batch may take before the socket is dropped
+/// without a close frame.
+const SLOW_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most frames written in one vectored write.
 const BATCH: usize = 64;
 /// Stack buffer for one read; a partial frame larger than this is accumulated on the heap.
@@ -89,7 +92,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     r = &mut write => { r?; break; }
                     _ = outbox.wait() => {
                         if outbox.closed() == Some(Disconnect::SLOW) {
-                            return Err(io::ErrorKind::TimedOut.into());
+                            // Cut off. Give the batch in flight a moment to finish so the
+                            // client can still be told why (4002); a socket that stays stuck
+                            // cannot take a close frame anyway.
+                            return match tokio::time::timeout(SLOW_GRACE, &mut write).await {
+                                Ok(Ok(())) => Ok(Some(Disconnect::SLOW)),
+                                _ => Err(io::ErrorKind::TimedOut.into()),
+                            };
                         }
                     }
                 }
