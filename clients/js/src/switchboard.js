@@ -473,7 +473,9 @@ export class Switchboard extends Emitter {
     const { minReconnectDelay: base, maxReconnectDelay: cap } = this._opts;
     // Full jitter: spread reconnects uniformly so a node restart does not bring every client
     // back at the same instant.
-    const delay = Math.floor(Math.random() * Math.min(cap, base * 2 ** Math.min(this._attempt, 30)));
+    // A draining node says how long to wait (`delay_ms`, already jittered per client).
+    const hinted = Number.isFinite(ctx.delay) && ctx.delay >= 0 ? Math.min(ctx.delay, cap) : null;
+    const delay = hinted ?? Math.floor(Math.random() * Math.min(cap, base * 2 ** Math.min(this._attempt, 30)));
     this._attempt++;
     this._setState('connecting');
     this.nextReconnectAt = Date.now() + delay;
@@ -671,7 +673,7 @@ export class Switchboard extends Emitter {
       const code = push ? push.code : e.code;
       const reason = push ? push.reason : e.reason || `closed (${e.code})`;
       const reconnect = push && typeof push.reconnect === 'boolean' ? push.reconnect : !isTerminalCode(code);
-      this._transportLost(t, { code, reason, reconnect });
+      this._transportLost(t, { code, reason, reconnect, delay: push?.delay });
     };
   }
 
@@ -762,7 +764,7 @@ export class Switchboard extends Emitter {
         this._onExpiring(t, m);
         break;
       case 'disconnect':
-        t.disconnectPush = { code: m.code, reason: m.reason, reconnect: m.reconnect };
+        t.disconnectPush = { code: m.code, reason: m.reason, reconnect: m.reconnect, delay: m.delay_ms };
         break;
       default:
         if (m.error) this._emit('error', { type: 'protocol', error: new SwitchboardError(m.error.code, m.error.message) });
@@ -1096,7 +1098,7 @@ export class Switchboard extends Emitter {
       const m = parse(e) || {};
       const code = typeof m.code === 'number' ? m.code : 1006;
       const reconnect = typeof m.reconnect === 'boolean' ? m.reconnect : !isTerminalCode(code);
-      this._abandon(t, { code, reason: m.reason || 'stream ended', reconnect });
+      this._abandon(t, { code, reason: m.reason || 'stream ended', reconnect, delay: m.delay_ms });
     });
     es.onerror = () => {
       if (!live()) return;

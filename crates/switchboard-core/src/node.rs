@@ -363,8 +363,13 @@ impl Node {
         let mut all = Vec::new();
         self.inner.registry.for_each(|s| all.push(s.clone()));
         let per_tick = (per_second / 10).max(1);
+        // Each client also gets a jittered delay before it reconnects, spread over about as
+        // long as the drain itself takes (at least a second, at most 30 s), so the nodes that
+        // take over see a steady trickle rather than a wave.
+        let spread_ms = ((all.len() as u64 * 1000) / per_second.max(1) as u64).clamp(1000, 30_000);
         for chunk in all.chunks(per_tick) {
             for s in chunk {
+                s.set_reconnect_delay_ms(rand::random_range(1..=spread_ms));
                 s.outbox.close(Disconnect::SHUTDOWN);
             }
             if tokio::time::Instant::now() >= deadline {

@@ -110,15 +110,19 @@ struct DisconnectPush<'a> {
     code: u16,
     reason: &'a str,
     reconnect: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
 }
 
-/// Encodes the `disconnect` push sent before closing.
-pub fn encode_disconnect(d: &Disconnect) -> Bytes {
+/// Encodes the `disconnect` push sent before closing. `delay_ms` asks the client to wait that
+/// long before reconnecting (a drain spreads its clients' return this way).
+pub fn encode_disconnect(d: &Disconnect, delay_ms: Option<u64>) -> Bytes {
     to_bytes(&DisconnectPush {
         op: "disconnect",
         code: d.code,
         reason: &d.reason,
         reconnect: d.reconnect,
+        delay_ms,
     })
 }
 
@@ -159,7 +163,7 @@ mod tests {
     #[test]
     fn disconnect_push() {
         let v: serde_json::Value =
-            serde_json::from_slice(&encode_disconnect(&Disconnect::EXPIRED)).unwrap();
+            serde_json::from_slice(&encode_disconnect(&Disconnect::EXPIRED, None)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"op":"disconnect","code":4004,"reason":"token expired","reconnect":true})

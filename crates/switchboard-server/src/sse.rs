@@ -117,10 +117,9 @@ impl Renderer {
     }
 
     /// The final `disconnect` event.
-    pub fn disconnect(d: &Disconnect) -> Bytes {
-        let data =
-            serde_json::json!({"code": d.code, "reason": d.reason, "reconnect": d.reconnect});
-        event_bytes(Some("disconnect"), None, data.to_string().as_bytes())
+    pub fn disconnect(d: &Disconnect, delay_ms: Option<u64>) -> Bytes {
+        let data = switchboard_protocol::push::encode_disconnect(d, delay_ms);
+        event_bytes(Some("disconnect"), None, &data)
     }
 }
 
@@ -259,7 +258,7 @@ impl BodyStream {
                     p.renderer.render(item, &mut segments);
                 }
                 if let Some(d) = closed {
-                    segments.push(Renderer::disconnect(&d));
+                    segments.push(Renderer::disconnect(&d, handle.reconnect_delay_ms()));
                     p.finish(Some(&d));
                     self.done = true;
                 }

@@ -107,7 +107,7 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
             p.renderer.render(item, &mut segments);
         }
         if let Some(d) = &closed {
-            segments.push(Renderer::disconnect(d));
+            segments.push(Renderer::disconnect(d, handle.reconnect_delay_ms()));
             p.finish(Some(d));
         }
         if !segments.is_empty() {

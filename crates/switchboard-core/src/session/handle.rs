@@ -51,6 +51,8 @@ pub struct SessionHandle {
     /// Last time the peer was heard from, in node-clock milliseconds.
     pub(crate) last_seen: AtomicU64,
     pub(crate) next_ping: AtomicU64,
+    /// Reconnect delay hint for the disconnect push, in ms (0 = none).
+    reconnect_delay_ms: AtomicU64,
 }
 
 impl SessionHandle {
@@ -70,6 +72,7 @@ impl SessionHandle {
             expiring_sent: AtomicBool::new(false),
             last_seen: AtomicU64::new(now),
             next_ping: AtomicU64::new(0),
+            reconnect_delay_ms: AtomicU64::new(0),
         }
     }
 
@@ -80,6 +83,15 @@ impl SessionHandle {
 
     pub(crate) fn set_info(&self, info: ClientInfo) {
         *self.info.lock() = Arc::new(info);
+    }
+
+    /// The reconnect delay the client should be told in its disconnect push, if any.
+    pub fn reconnect_delay_ms(&self) -> Option<u64> {
+        Some(self.reconnect_delay_ms.load(Ordering::Relaxed)).filter(|d| *d > 0)
+    }
+
+    pub(crate) fn set_reconnect_delay_ms(&self, ms: u64) {
+        self.reconnect_delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Records that the peer was heard from (any frame, pong included).

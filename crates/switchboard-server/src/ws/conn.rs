@@ -201,7 +201,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn close(&mut self, d: &Disconnect) {
         let mut frames = vec![
-            codec::frame(Opcode::Text, &encode_disconnect(d)),
+            codec::frame(
+                Opcode::Text,
+                &encode_disconnect(d, self.session.handle().reconnect_delay_ms()),
+            ),
             codec::close_frame(d.code, &d.reason),
         ];
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {

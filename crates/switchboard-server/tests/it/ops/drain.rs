@@ -84,10 +84,17 @@ async fn drain_turns_unready_then_paces_4000_to_every_session_and_finishes_in_fl
 
     // Every session gets 4000 with `reconnect: true`, and readiness was already false.
     let mut arrivals = Vec::new();
+    let mut delays = std::collections::BTreeSet::new();
     for c in clients {
         let (push, code, at, ready) = c.await.unwrap();
         assert_eq!(push["code"], 4000, "{push}");
         assert_eq!(push["reconnect"], true, "{push}");
+        // A jittered reconnect delay hint, within the documented 1 ms..30 s.
+        let delay = push["delay_ms"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no delay_ms: {push}"));
+        assert!((1..=30_000).contains(&delay), "{push}");
+        delays.insert(delay);
         assert_eq!(code, 4000);
         assert!(
             !ready,
@@ -95,8 +102,16 @@ async fn drain_turns_unready_then_paces_4000_to_every_session_and_finishes_in_fl
         );
         arrivals.push(at);
     }
+    assert!(
+        delays.len() > 1,
+        "delays are jittered per session: {delays:?}"
+    );
     let ev = sse.next_of("disconnect").await;
     assert_eq!(ev.json()["code"], 4000);
+    assert!(
+        ev.json()["delay_ms"].as_u64().is_some(),
+        "SSE gets the hint too"
+    );
     // Paced: N sessions at 10 per 100 ms tick cannot all leave in the first tick.
     let first = *arrivals.iter().min().unwrap();
     let last = *arrivals.iter().max().unwrap();
