@@ -176,17 +176,30 @@ impl Default for NamespaceConfig {
 }
 
 impl NamespaceConfig {
-    /// The policy used with no config file: history (100 publications, 10 minutes), presence
-    /// and join/leave everywhere, so the demo and resume work out of the box.
+    /// The policy used with no config file: history (100 publications, 10 minutes) and
+    /// presence everywhere, so the demo and resume work out of the box. Join/leave stays off:
+    /// each join or leave is pushed to every subscriber of the channel, which is quadratic in a
+    /// channel's size (see [`NamespaceConfig::development_chat`]).
     pub fn development() -> Self {
         Self {
             history_size: 100,
             history_ttl: Duration::from_secs(600),
             presence: true,
-            join_leave: true,
+            join_leave: false,
             allow_publish: false,
             allow_subscribe: true,
             allow_anonymous: false,
+        }
+    }
+}
+
+impl NamespaceConfig {
+    /// The development policy of the `chat` namespace: [`NamespaceConfig::development`] with
+    /// join/leave pushes, for chat rooms of a reasonable size.
+    pub fn development_chat() -> Self {
+        Self {
+            join_leave: true,
+            ..Self::development()
         }
     }
 }

@@ -245,6 +245,10 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, String
             .namespaces
             .entry("default".into())
             .or_insert_with(NamespaceConfig::development);
+        config
+            .namespaces
+            .entry("chat".into())
+            .or_insert_with(NamespaceConfig::development_chat);
     }
     let mut generated = Vec::new();
     if config.api_key.as_deref().is_none_or(str::is_empty) {

@@ -32,6 +32,8 @@ pub fn base_config() -> Config {
     c.jwt.secret = Some(SECRET.into());
     c.namespaces
         .insert("default".into(), NamespaceConfig::development());
+    c.namespaces
+        .insert("chat".into(), NamespaceConfig::development_chat());
     c.namespaces.insert(
         "big".into(),
         NamespaceConfig {
