@@ -74,7 +74,11 @@ pub async fn accept_loop(
                     if let Some(app) = sse_takeover {
                         match opening(&tcp, header_timeout).await {
                             Opening::Sse => {
-                                crate::sse_raw::serve(tcp, peer, app, header_timeout).await;
+                                // Boxed, like the arms below: the connection task's future is
+                                // otherwise as large as its largest arm (hyper, TLS) for every
+                                // held stream.
+                                Box::pin(crate::sse_raw::serve(tcp, peer, app, header_timeout))
+                                    .await;
                                 return;
                             }
                             Opening::Stalled => {
@@ -84,28 +88,37 @@ pub async fn accept_loop(
                             Opening::Other => {}
                         }
                     }
-                    serve_conn(TokioIo::new(tcp), peer, router, header_timeout, shutdown).await
+                    Box::pin(serve_conn(
+                        TokioIo::new(tcp),
+                        peer,
+                        router,
+                        header_timeout,
+                        shutdown,
+                    ))
+                    .await
                 }
                 Some(tls) => {
-                    let stream = match tokio::time::timeout(
-                        header_timeout,
-                        tls.acceptor.accept(tcp),
-                    )
+                    Box::pin(async move {
+                        let stream =
+                            match tokio::time::timeout(header_timeout, tls.acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    m::tls_handshake_failed("error");
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    m::tls_handshake_failed("timeout");
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        serve_conn(TokioIo::new(stream), peer, router, header_timeout, shutdown)
+                            .await;
+                    })
                     .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            m::tls_handshake_failed("error");
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            m::tls_handshake_failed("timeout");
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    serve_conn(TokioIo::new(stream), peer, router, header_timeout, shutdown).await;
                 }
             }
         });

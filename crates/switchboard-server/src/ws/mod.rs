@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use bytes::Bytes;
+use bytes::BytesMut;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -108,11 +108,24 @@ pub async fn handler(
         }
         // Unwrap hyper's boxed IO back to the plain TCP stream when possible: smaller and
         // without an extra indirection on every read and write.
+        // Each arm boxed: the task's future would otherwise be as large as the largest arm
+        // (the TLS one) for every plain connection. `BytesMut::from` copies the few bytes that
+        // came with the handshake, so hyper's read buffer behind `read_buf` is freed now.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => conn::run(parts.io.into_inner(), session, parts.read_buf).await,
+            Ok(parts) => {
+                let initial = BytesMut::from(&parts.read_buf[..]);
+                drop(parts.read_buf);
+                Box::pin(conn::run(parts.io.into_inner(), session, initial)).await
+            }
             Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
-                Ok(parts) => conn::run(parts.io.into_inner(), session, parts.read_buf).await,
-                Err(upgraded) => conn::run(TokioIo::new(upgraded), session, Bytes::new()).await,
+                Ok(parts) => {
+                    let initial = BytesMut::from(&parts.read_buf[..]);
+                    drop(parts.read_buf);
+                    Box::pin(conn::run(parts.io.into_inner(), session, initial)).await
+                }
+                Err(upgraded) => {
+                    Box::pin(conn::run(TokioIo::new(upgraded), session, BytesMut::new())).await
+                }
             },
         }
     });
