@@ -85,6 +85,14 @@ impl Cursor {
 
     /// Encodes to the text form.
     pub fn encode(&self) -> String {
+        let mut out = Vec::with_capacity(1 + self.entries.len() * 24);
+        self.encode_to(&mut out);
+        // The text form is ASCII (a digit and base64url).
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the text form to `out`, without intermediate strings (SSE writes one per event).
+    pub fn encode_to(&self, out: &mut Vec<u8>) {
         let mut bin = Vec::with_capacity(self.entries.len() * 16);
         for (h, pos) in &self.entries {
             bin.extend_from_slice(&h.to_be_bytes());
@@ -102,10 +110,16 @@ impl Cursor {
             bin.push(epoch.len() as u8);
             bin.extend_from_slice(epoch);
         }
-        let mut s = String::with_capacity(1 + bin.len() * 4 / 3 + 4);
-        s.push(VERSION);
-        URL_SAFE_NO_PAD.encode_string(&bin, &mut s);
-        s
+        out.push(VERSION as u8);
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(bin.len(), false).unwrap_or(0),
+            0,
+        );
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(&bin, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + n);
     }
 
     /// Decodes the text form and checks that every entry belongs to one of `channels`.

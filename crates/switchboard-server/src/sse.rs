@@ -91,16 +91,18 @@ impl Renderer {
     pub fn render(&mut self, item: Outbound, out: &mut Vec<Bytes>) {
         match item {
             Outbound::Pub(p) => {
+                // One buffer per event: `id:` line (this stream's cursor), then the shared JSON.
                 self.cursor
                     .set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
-                out.push(Bytes::from(format!(
-                    "id: {}{}\n",
-                    self.cursor.encode(),
-                    self.suffix
-                )));
-                out.push(Bytes::from_static(DATA));
-                out.push(p.json.clone());
-                out.push(Bytes::from_static(END));
+                let mut ev = Vec::with_capacity(48 + self.suffix.len() + p.json.len());
+                ev.extend_from_slice(b"id: ");
+                self.cursor.encode_to(&mut ev);
+                ev.extend_from_slice(self.suffix.as_bytes());
+                ev.push(b'\n');
+                ev.extend_from_slice(DATA);
+                ev.extend_from_slice(&p.json);
+                ev.extend_from_slice(END);
+                out.push(Bytes::from(ev));
             }
             Outbound::Event(EventKind::Join, b) => out.push(event_bytes(Some("join"), None, &b)),
             Outbound::Event(EventKind::Leave, b) => out.push(event_bytes(Some("leave"), None, &b)),
