@@ -123,6 +123,10 @@ pub struct LimitsConfig {
     pub command_burst: u32,
     /// Consecutive bad commands before the session is closed with 4500.
     pub max_bad_commands: u32,
+    /// Long-lived sessions one user may hold (0 = no limit). Not a key of its own: the server
+    /// sets it from `connections.max_per_user`, which also caps handshakes.
+    #[serde(skip)]
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for LimitsConfig {
@@ -135,6 +139,7 @@ impl Default for LimitsConfig {
             command_rate: 100,
             command_burst: 200,
             max_bad_commands: 10,
+            max_sessions_per_user: 0,
         }
     }
 }

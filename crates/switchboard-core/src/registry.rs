@@ -14,12 +14,15 @@ const SHARDS: usize = 64;
 /// Connected sessions, sharded by serial number.
 pub struct Registry {
     shards: Vec<Mutex<HashMap<u64, Arc<SessionHandle>>>>,
+    /// Sessions per user id (anonymous sessions not counted), for the per-user cap.
+    users: Mutex<HashMap<String, usize>>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            users: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -29,7 +32,23 @@ impl Registry {
         &self.shards[(sid as usize) % SHARDS]
     }
 
-    pub(crate) fn insert(&self, s: Arc<SessionHandle>) {
+    /// Registers `s` unless its user already has `max_per_user` sessions (0 = no limit);
+    /// returns whether it was registered.
+    pub(crate) fn try_insert(&self, s: Arc<SessionHandle>, max_per_user: usize) -> bool {
+        let user = s.info().user.clone();
+        if !user.is_empty() {
+            let mut users = self.users.lock();
+            let n = users.entry(user).or_insert(0);
+            if max_per_user > 0 && *n >= max_per_user {
+                return false;
+            }
+            *n += 1;
+        }
+        self.insert(s);
+        true
+    }
+
+    fn insert(&self, s: Arc<SessionHandle>) {
         crate::metrics::session_gauge(s.transport.as_str(), 1.0);
         tracing::debug!(session = %s.id, user = %s.info().user, transport = s.transport.as_str(), "session connected");
         self.shard(s.sid).lock().insert(s.sid, s);
@@ -38,6 +57,16 @@ impl Registry {
     pub(crate) fn remove(&self, s: &SessionHandle) {
         if self.shard(s.sid).lock().remove(&s.sid).is_some() {
             crate::metrics::session_gauge(s.transport.as_str(), -1.0);
+            let user = &s.info().user;
+            if !user.is_empty() {
+                let mut users = self.users.lock();
+                if let Some(n) = users.get_mut(user.as_str()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        users.remove(user.as_str());
+                    }
+                }
+            }
             // The code is the server's reason; none when the client went away.
             let code = s.outbox.closed().map(|d| d.code);
             tracing::debug!(session = %s.id, transport = s.transport.as_str(), code, "session closed");
@@ -64,10 +93,7 @@ impl Registry {
 
     /// Sessions of `user`.
     pub fn count_user(&self, user: &str) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().values().filter(|h| h.info().user == user).count())
-            .sum()
+        self.users.lock().get(user).copied().unwrap_or(0)
     }
 
     /// Closes every session of `user`; returns how many.

@@ -309,7 +309,10 @@ impl Config {
             name: self.name.clone(),
             jwt: self.jwt.clone(),
             client: self.client.clone(),
-            limits: self.limits.clone(),
+            limits: LimitsConfig {
+                max_sessions_per_user: self.connections.max_per_user,
+                ..self.limits.clone()
+            },
             namespaces: self.namespaces.clone(),
         }
     }

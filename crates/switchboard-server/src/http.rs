@@ -82,7 +82,10 @@ pub async fn command(State(app): State<AppState>, headers: HeaderMap, body: Byte
         return reply(StatusCode::BAD_REQUEST, encode_error(Some(cmd.id), &e));
     }
     let mut session = app.node.session(Transport::Http);
-    session.connect_with(creds);
+    // HTTP commands are not registered sessions: no per-user cap applies, so this cannot fail.
+    if let Err(e) = session.connect_with(creds) {
+        return reply(status_for(e.code), encode_error(Some(cmd.id), &e));
+    }
     let result = session.execute(cmd.op).await;
     session.close(None).await;
     match result {

@@ -59,7 +59,7 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
     }
     let cursor = q.cursor(&headers)?;
     let mut session = node.session(Transport::Poll);
-    session.connect_with(creds);
+    session.connect_with(creds)?;
     let result = subscribe_all(&mut session, &q.channels, cursor.as_ref()).await;
     let (mut out, reset) = match result {
         Ok(x) => x,

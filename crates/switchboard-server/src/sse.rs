@@ -181,7 +181,7 @@ pub async fn prepare(
     let guard = app.limits.admit(app, Some(creds.user.as_str()), &ext)?;
     let mut session = node.session(Transport::Sse);
     let resume = app.tickets.issue_resume(&creds);
-    let welcome = session.connect_with(creds);
+    let welcome = session.connect_with(creds)?;
     let (initial, reset) = match subscribe_all(&mut session, &q.channels, cursor.as_ref()).await {
         Ok(x) => x,
         Err(e) => {

@@ -112,7 +112,11 @@ impl Session {
 
     /// Connects with already verified credentials (a ticket, or an HTTP `Authorization` header
     /// checked by the transport).
-    pub fn connect_with(&mut self, creds: Credentials) -> ConnectResult {
+    ///
+    /// # Errors
+    /// `limit_exceeded` when the user already holds `limits.max_sessions_per_user` sessions
+    /// (the transport closes with 4007 or answers 429).
+    pub fn connect_with(&mut self, creds: Credentials) -> Result<ConnectResult, ProtocolError> {
         let h = &self.handle;
         h.set_info(ClientInfo {
             client: h.id.to_string(),
@@ -128,15 +132,26 @@ impl Session {
             expires_in: creds.expires_in(),
             ping_interval: self.node.inner.config.client.ping_interval.as_secs(),
         };
-        self.creds = Some(creds);
         // Only long-lived sessions are registered (pings, expiry, counts, disconnect by user);
         // a poll request or an HTTP command lives for one request.
         let long_lived = matches!(self.handle.transport, Transport::Ws | Transport::Sse);
         if long_lived && !self.registered {
+            let max = self.node.inner.config.limits.max_sessions_per_user;
+            if !self
+                .node
+                .inner
+                .registry
+                .try_insert(self.handle.clone(), max)
+            {
+                return Err(ProtocolError::new(
+                    ErrorCode::LimitExceeded,
+                    "too many connections for this user",
+                ));
+            }
             self.registered = true;
-            self.node.inner.registry.insert(self.handle.clone());
         }
-        result
+        self.creds = Some(creds);
+        Ok(result)
     }
 
     fn reply<T: serde::Serialize>(&self, id: u64, result: &T) {
@@ -239,9 +254,7 @@ impl Session {
             // the session.
             if token.is_none() {
                 let creds = creds.clone();
-                let r = self.connect_with(creds);
-                self.reply(id, &r);
-                return Ok(());
+                return self.connected(id, creds);
             }
             return self.reply_error(
                 Some(id),
@@ -274,9 +287,23 @@ impl Session {
                 return Err(Disconnect::INVALID_TOKEN);
             }
         };
-        let r = self.connect_with(creds);
-        self.reply(id, &r);
-        Ok(())
+        self.connected(id, creds)
+    }
+
+    fn connected(&mut self, id: u64, creds: Credentials) -> Flow {
+        match self.connect_with(creds) {
+            Ok(r) => {
+                self.reply(id, &r);
+                Ok(())
+            }
+            Err(e) => {
+                self.handle.outbox.push(Outbound::Event(
+                    EventKind::Reply,
+                    encode_error(Some(id), &e),
+                ));
+                Err(Disconnect::CONNECTION_LIMIT)
+            }
+        }
     }
 
     /// Subscribes with recovery, following the buffered protocol described in [`crate::hub`],

@@ -103,8 +103,14 @@ pub async fn handler(
             return;
         };
         let mut session = node.session(Transport::Ws);
-        if let Some(c) = creds {
-            session.connect_with(c);
+        if let Some(c) = creds
+            && session.connect_with(c).is_err()
+        {
+            // The user is at the per-user cap: the socket opens and is closed with 4007.
+            session
+                .handle()
+                .outbox
+                .close(switchboard_protocol::Disconnect::CONNECTION_LIMIT);
         }
         // Unwrap hyper's boxed IO back to the plain TCP stream when possible: smaller and
         // without an extra indirection on every read and write.

@@ -255,3 +255,30 @@ async fn long_channel_names_are_invalid_channel() {
         (400, Some("invalid_channel"))
     );
 }
+
+/// The per-user cap also covers WebSocket sessions that authenticate in their first frame.
+#[tokio::test]
+async fn per_user_cap_covers_tokens_in_the_connect_frame() {
+    let s = TestServer::with(|c| c.connections.max_per_user = 2).await;
+    let a = s.client("capped").await;
+    let _b = s.client("capped").await;
+    let mut third = s.ws().await;
+    let r = third.connect(&token("capped", &[], &[], 60)).await;
+    assert_eq!(r["error"]["code"], "limit_exceeded", "{r}");
+    assert_eq!(third.closed().await, 4007);
+    // Others are unaffected, and a freed slot admits again.
+    let _other = s.client("someone-else").await;
+    drop(a);
+    eventually("the slot to be freed", || async {
+        s.node().registry().count_user("capped") == 1
+    })
+    .await;
+    let mut fourth = s.ws().await;
+    assert!(
+        fourth
+            .connect(&token("capped", &[], &[], 60))
+            .await
+            .get("ok")
+            .is_some()
+    );
+}
