@@ -95,6 +95,9 @@ struct Common {
     /// Sessions being set up at the same time, per worker.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
     connect_concurrency: u64,
+    /// Longest wait for every session to be set up (default: 60 s + 10 ms per session).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ready_timeout: Option<Duration>,
     /// Longest wait for the server to settle (RSS stops growing, CPU goes quiet) after the
     /// sessions are up.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]

@@ -94,7 +94,9 @@ async fn launch(c: &Common, specs: Vec<WorkerSpec>, quiet: bool) -> Result<(Flee
     let start = Instant::now();
     let mut fleet = Fleet::spawn(specs).await?;
     // Generous: a loaded 2-core machine sets up a few thousand sessions per second.
-    let timeout = Duration::from_secs(60) + Duration::from_millis(c.connections * 10);
+    let timeout = c
+        .ready_timeout
+        .unwrap_or(Duration::from_secs(60) + Duration::from_millis(c.connections * 10));
     fleet
         .wait_ready(timeout, |t| {
             if !quiet {
@@ -205,6 +207,8 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
             "idle does not apply to poll: a poller holds no session between requests (use ws or sse)"
         );
     }
+    c.layout()?;
+    c.secret()?;
     let t = target(c).await?;
     let plan = Plan {
         transport: a.transport,
@@ -584,6 +588,9 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
     if !(a.rate > 0.0 && a.rate <= 100_000.0) {
         bail!("--rate must be in (0, 100000]");
     }
+    c.layout()?;
+    c.secret()?;
+    c.api_key()?;
     let t = target(c).await?;
     let plan = Plan {
         transport: a.transport,
@@ -709,6 +716,9 @@ pub async fn compare(a: CompareArgs) -> Result<()> {
     if a.poll_interval < Duration::from_millis(10) {
         bail!("--poll-interval must be at least 10ms");
     }
+    c.layout()?;
+    c.secret()?;
+    c.api_key()?;
     let t = target(c).await?;
     if !c.json {
         println!(
