@@ -103,6 +103,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
         .is_ok();
     while ok {
         let closed = handle.outbox.drain(&mut items, BATCH);
+        // A full batch may have left more behind, and the outbox only wakes us when it goes
+        // from empty to non-empty: drain again before waiting.
+        let more = items.len() == BATCH;
         for item in items.drain(..) {
             p.renderer.render(item, &mut segments);
         }
@@ -119,6 +122,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
         }
         if closed.is_some() || !ok {
             break;
+        }
+        if more {
+            continue;
         }
         tokio::select! {
             _ = handle.outbox.wait() => {}

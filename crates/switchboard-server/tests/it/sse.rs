@@ -375,3 +375,24 @@ async fn browser_style_reconnect_resumes_with_a_used_ticket() {
     };
     assert_eq!(st, 401);
 }
+
+/// A backlog larger than one write batch (64) is delivered at once, not one batch per
+/// keep-alive: the stream drains until its queue is empty before it waits.
+#[tokio::test]
+async fn a_backlog_larger_than_a_batch_is_delivered_without_waiting() {
+    let s = TestServer::with(|c| c.sse_keepalive = Duration::from_secs(60)).await;
+    let t = token("s7", &[], &[], 3600);
+    let mut sse = Sse::open(&s, "channel=big:backlog", Some(&t), None)
+        .await
+        .unwrap();
+    sse.next_of("welcome").await;
+    let node = s.node().clone();
+    for i in 1..=300 {
+        node.publish_json("big:backlog", &json!({"n": i}), None)
+            .await
+            .unwrap();
+    }
+    for i in 1..=300u64 {
+        assert_eq!(sse.next_of("message").await.json()["offset"], i);
+    }
+}
