@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use switchboard_protocol::Disconnect;
 
-use crate::session::handle::{SessionHandle, Transport};
+use crate::session::handle::SessionHandle;
 
 const SHARDS: usize = 64;
 
@@ -81,14 +81,6 @@ impl Registry {
     /// Whether no session is connected.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Sessions per transport.
-    pub fn count_by_transport(&self, t: Transport) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().values().filter(|h| h.transport == t).count())
-            .sum()
     }
 
     /// Sessions of `user`.

@@ -67,6 +67,17 @@ impl Cursor {
         }
     }
 
+    /// Moves `channel` to `offset` in `epoch`, allocating only when the epoch changes (SSE
+    /// calls this once per event per stream).
+    pub fn advance(&mut self, channel: &str, offset: u64, epoch: &str) {
+        let h = channel_hash(channel);
+        match self.entries.iter_mut().find(|(k, _)| *k == h) {
+            Some((_, pos)) if pos.epoch == epoch => pos.offset = offset,
+            Some((_, pos)) => *pos = StreamPosition::new(offset, epoch),
+            None => self.entries.push((h, StreamPosition::new(offset, epoch))),
+        }
+    }
+
     /// The position recorded for `channel`.
     pub fn get(&self, channel: &str) -> Option<&StreamPosition> {
         let h = channel_hash(channel);
@@ -196,6 +207,11 @@ mod tests {
         let text = c.encode();
         let back = Cursor::decode(&text, &["a", "b:x"]).unwrap();
         assert_eq!(back, c);
+        let mut moved = c.clone();
+        moved.advance("a", 9, "ep1");
+        moved.advance("b:x", 1, "new");
+        assert_eq!(moved.get("a"), Some(&StreamPosition::new(9, "ep1")));
+        assert_eq!(moved.get("b:x"), Some(&StreamPosition::new(1, "new")));
         assert_eq!(Cursor::decode(&text, &["a"]), Err(CursorError::Foreign));
     }
 

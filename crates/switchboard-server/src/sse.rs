@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
 use switchboard_core::{EventKind, Outbound, Session, Transport};
-use switchboard_protocol::{Cursor, Disconnect, StreamPosition};
+use switchboard_protocol::{Cursor, Disconnect};
 
 use crate::error::ApiError;
 use crate::limits::ConnGuard;
@@ -45,7 +45,39 @@ pub struct Prepared {
     tickets: std::sync::Arc<crate::tickets::Tickets>,
 }
 
+/// One step of a stream: the SSE bytes of up to [`BATCH`] queued items.
+pub struct Batch {
+    /// Byte segments to write, in order (empty when nothing was queued).
+    pub segments: Vec<Bytes>,
+    /// The stream ends after these segments (a `disconnect` event is among them).
+    pub closed: bool,
+    /// A full batch was taken and more may be queued: take another before waiting (the outbox
+    /// only wakes a stream when it goes from empty to non-empty).
+    pub more: bool,
+}
+
 impl Prepared {
+    /// Drains and renders the next batch; both stream paths call it.
+    pub fn next_batch(&mut self) -> Batch {
+        let handle = self.session.handle().clone();
+        let mut items = Vec::new();
+        let closed = handle.outbox.drain(&mut items, BATCH);
+        let more = items.len() == BATCH;
+        let mut segments = Vec::new();
+        for item in items {
+            self.renderer.render(item, &mut segments);
+        }
+        if let Some(d) = &closed {
+            segments.push(Renderer::disconnect(d, handle.reconnect_delay_ms()));
+            self.finish(Some(d));
+        }
+        Batch {
+            segments,
+            closed: closed.is_some(),
+            more,
+        }
+    }
+
     /// Called when the stream ends: a terminal disconnect revokes the resume secret, so the
     /// browser's automatic reconnect is refused.
     pub fn finish(&self, reason: Option<&Disconnect>) {
@@ -92,8 +124,7 @@ impl Renderer {
         match item {
             Outbound::Pub(p) => {
                 // One buffer per event: `id:` line (this stream's cursor), then the shared JSON.
-                self.cursor
-                    .set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
+                self.cursor.advance(&p.channel, p.offset, &p.epoch);
                 let mut ev = Vec::with_capacity(48 + self.suffix.len() + p.json.len());
                 ev.extend_from_slice(b"id: ");
                 self.cursor.encode_to(&mut ev);
@@ -250,22 +281,13 @@ impl BodyStream {
             return None;
         }
         let p = self.p.as_mut()?;
-        let handle = p.session.handle().clone();
-        let mut items = Vec::new();
         loop {
-            let closed = handle.outbox.drain(&mut items, BATCH);
-            if !items.is_empty() || closed.is_some() {
-                let mut segments = Vec::new();
-                for item in items.drain(..) {
-                    p.renderer.render(item, &mut segments);
-                }
-                if let Some(d) = closed {
-                    segments.push(Renderer::disconnect(&d, handle.reconnect_delay_ms()));
-                    p.finish(Some(&d));
-                    self.done = true;
-                }
-                return Some(segments.concat().into());
+            let batch = p.next_batch();
+            if !batch.segments.is_empty() {
+                self.done = batch.closed;
+                return Some(batch.segments.concat().into());
             }
+            let handle = p.session.handle().clone();
             tokio::select! {
                 _ = handle.outbox.wait() => {}
                 _ = tokio::time::sleep(p.keepalive) => return Some(Bytes::from_static(PING)),

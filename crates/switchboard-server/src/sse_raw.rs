@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
-use crate::sse::{BATCH, HEADERS, PING, Prepared, Renderer, prepare};
+use crate::sse::{HEADERS, PING, Prepared, prepare};
 use crate::state::AppState;
 
 /// Largest request head accepted.
@@ -97,33 +97,20 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
     status.push_str("connection: close\r\n\r\n");
     let mut segments = vec![Bytes::from(status), p.head.clone()];
     let handle = p.session.handle().clone();
-    let mut items = Vec::new();
     let mut ok = crate::vectored::write_all(&mut tcp, &mut segments)
         .await
         .is_ok();
     while ok {
-        let closed = handle.outbox.drain(&mut items, BATCH);
-        // A full batch may have left more behind, and the outbox only wakes us when it goes
-        // from empty to non-empty: drain again before waiting.
-        let more = items.len() == BATCH;
-        for item in items.drain(..) {
-            p.renderer.render(item, &mut segments);
-        }
-        if let Some(d) = &closed {
-            segments.push(Renderer::disconnect(d, handle.reconnect_delay_ms()));
-            p.finish(Some(d));
-        }
-        if !segments.is_empty() {
-            ok = crate::vectored::write_all(&mut tcp, &mut segments)
+        let mut batch = p.next_batch();
+        if !batch.segments.is_empty() {
+            ok = crate::vectored::write_all(&mut tcp, &mut batch.segments)
                 .await
                 .is_ok();
-            segments = Vec::new();
-            items = Vec::new();
         }
-        if closed.is_some() || !ok {
+        if batch.closed || !ok {
             break;
         }
-        if more {
+        if batch.more {
             continue;
         }
         tokio::select! {
