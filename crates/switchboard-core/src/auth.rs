@@ -5,7 +5,7 @@
 //! algorithm confusion (an HMAC token signed with an RSA public key) all fail because each key
 //! accepts exactly one algorithm.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -63,22 +63,52 @@ impl Credentials {
     }
 }
 
-/// Why a token was refused. The messages are safe to send to clients and never include the
-/// token.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a token was refused. The messages are short, stable and safe to send to clients: they
+/// never include the token, and never the parser's details (accepted algorithms, byte offsets,
+/// serde messages), which are only logged at debug level as a category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No key is configured that accepts this token's algorithm.
     #[error("token algorithm is not accepted")]
     Algorithm,
-    /// Malformed token, bad signature or bad claims.
-    #[error("invalid token: {0}")]
-    Invalid(String),
+    /// Not a JWT: bad structure, base64, JSON or claim types.
+    #[error("malformed token")]
+    Malformed,
+    /// The signature does not verify with the configured key.
+    #[error("invalid token signature")]
+    Signature,
+    /// A claim was refused: missing `exp`, wrong `aud` or `iss`.
+    #[error("token claims rejected")]
+    Claims,
+    /// The token's `nbf` is still in the future.
+    #[error("token not valid yet")]
+    NotYetValid,
     /// The token has expired.
     #[error("token expired")]
     Expired,
     /// No key is configured at all.
     #[error("no token verification key is configured")]
     NoKey,
+}
+
+impl AuthError {
+    fn from_jwt(e: &jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let refused = match e.kind() {
+            K::ExpiredSignature => Self::Expired,
+            K::ImmatureSignature => Self::NotYetValid,
+            K::InvalidAlgorithm | K::MissingAlgorithm => Self::Algorithm,
+            K::InvalidSignature => Self::Signature,
+            K::InvalidAudience
+            | K::InvalidIssuer
+            | K::InvalidSubject
+            | K::MissingRequiredClaim(_) => Self::Claims,
+            _ => Self::Malformed,
+        };
+        // The category only: the library's message can quote parts of the token.
+        tracing::debug!(refused = %refused, "token refused");
+        refused
+    }
 }
 
 /// Errors building a [`Verifier`] from configuration.
@@ -205,19 +235,14 @@ impl Verifier {
             return Err(AuthError::NoKey);
         }
         // The header is untrusted; it only selects which pinned key to try.
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::from_jwt(&e))?;
         let key = self
             .keys
             .iter()
             .find(|k| k.validation.algorithms.contains(&header.alg))
             .ok_or(AuthError::Algorithm)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            },
-        )?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &key.validation)
+            .map_err(|e| AuthError::from_jwt(&e))?;
         let c = data.claims;
         Ok(Credentials {
             user: c.sub,
@@ -229,12 +254,7 @@ impl Verifier {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::clock::unix_now;
 
 /// Signs `claims` with an HMAC secret (HS256). For development tokens (`switchboard token`) and
 /// tests; production tokens come from the application's auth service.
@@ -293,14 +313,38 @@ mod tests {
             &claims_for("42", Duration::from_secs(60), vec![], vec![]),
         )
         .unwrap();
-        assert!(matches!(v.verify(&wrong), Err(AuthError::Invalid(_))));
+        assert_eq!(v.verify(&wrong), Err(AuthError::Signature));
         let mut old = claims_for("42", Duration::ZERO, vec![], vec![]);
         old.exp -= 3600;
         assert_eq!(
             v.verify(&mint_hs256("s3cret", &old).unwrap()),
             Err(AuthError::Expired)
         );
-        assert!(v.verify("garbage").is_err());
+        assert_eq!(v.verify("garbage"), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn refusals_do_not_echo_parser_details() {
+        let v = verifier("s3cret");
+        let bad_b64 = "eyJhbGciOiJIUzI1NiJ9.@@@.sig";
+        let bad_json = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOjF9.c2ln";
+        for t in [bad_b64, bad_json, "a.b", "", "eyJ9.e30.x"] {
+            let e = v.verify(t).unwrap_err();
+            assert!(
+                [
+                    AuthError::Malformed,
+                    AuthError::Signature,
+                    AuthError::Algorithm
+                ]
+                .contains(&e),
+                "{t}: {e:?}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.len() < 40 && !msg.contains("Base64") && !msg.contains("line"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
@@ -332,6 +376,7 @@ mod tests {
             &EncodingKey::from_secret(b"s3cret"),
         )
         .unwrap();
-        assert!(matches!(v.verify(&t), Err(AuthError::Invalid(_))));
+        // `exp` is a required field of the claims: the payload does not deserialize.
+        assert_eq!(v.verify(&t), Err(AuthError::Malformed));
     }
 }

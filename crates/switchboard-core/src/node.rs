@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use switchboard_protocol::depth::{self, MAX_DATA_DEPTH};
 use switchboard_protocol::reply::{HistoryResult, PublishResult};
 use switchboard_protocol::{
     ChannelName, ClientInfo, Disconnect, ErrorCode, ProtocolError, StreamPosition,
@@ -229,6 +230,13 @@ impl Node {
         serde_json::from_str::<&RawValue>(text).map_err(|e| {
             ProtocolError::new(ErrorCode::BadRequest, format!("data is not JSON: {e}"))
         })?;
+        // Validated here, once, on every publish path; stored data is never parsed again.
+        if depth::json_depth(&data, MAX_DATA_DEPTH) > MAX_DATA_DEPTH {
+            return Err(ProtocolError::new(
+                ErrorCode::BadRequest,
+                format!("data is nested deeper than {MAX_DATA_DEPTH} levels"),
+            ));
+        }
         if idempotency_key
             .as_ref()
             .is_some_and(|k| k.is_empty() || k.len() > 256)

@@ -7,6 +7,7 @@
 pub mod channel;
 pub mod command;
 pub mod cursor;
+pub mod depth;
 pub mod disconnect;
 pub mod error;
 pub mod position;
@@ -16,6 +17,7 @@ pub mod reply;
 pub use channel::{ChannelError, ChannelName};
 pub use command::{Command, CommandError, Op, decode_frame};
 pub use cursor::{Cursor, CursorError};
+pub use depth::MAX_DATA_DEPTH;
 pub use disconnect::Disconnect;
 pub use error::{ErrorCode, ProtocolError};
 pub use position::StreamPosition;

@@ -5,7 +5,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::value::RawValue;
 
 use crate::Disconnect;
 
@@ -32,14 +31,40 @@ pub struct Publication {
     pub info: Option<ClientInfo>,
 }
 
-/// Serializes bytes known to hold valid JSON as that JSON.
+/// Serializes bytes known to hold valid JSON (publication data, validated once at publish) as
+/// that JSON, embedded byte for byte: never parsed again, so no depth or size limit of a parser
+/// applies on the way out. Bytes that are not UTF-8 (which publish never lets through) come out
+/// as `null`.
+///
+/// Works with serde_json's serializers (the only ones the protocol uses) through the token its
+/// own `RawValue` serializes with; a test below pins that behaviour.
+#[derive(Clone, Copy, Debug)]
 pub struct RawJson<'a>(pub &'a [u8]);
+
+/// serde_json's marker for "write this string as raw JSON" (what `RawValue` serializes as).
+const RAW_JSON_TOKEN: &str = "$serde_json::private::RawValue";
 
 impl Serialize for RawJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let text = std::str::from_utf8(self.0).map_err(serde::ser::Error::custom)?;
-        let raw: &RawValue = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
+        match std::str::from_utf8(self.0) {
+            Ok(text) => {
+                use serde::ser::SerializeStruct;
+                let mut raw = s.serialize_struct(RAW_JSON_TOKEN, 1)?;
+                raw.serialize_field(RAW_JSON_TOKEN, text)?;
+                raw.end()
+            }
+            Err(_) => s.serialize_unit(),
+        }
+    }
+}
+
+/// Owned [`RawJson`]: publication data as the server API returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonData(pub Bytes);
+
+impl Serialize for JsonData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RawJson(&self.0).serialize(s)
     }
 }
 
@@ -127,8 +152,9 @@ pub fn encode_disconnect(d: &Disconnect, delay_ms: Option<u64>) -> Bytes {
 }
 
 pub(crate) fn to_bytes<T: Serialize>(v: &T) -> Bytes {
-    // Serializing our own types to a Vec cannot fail (no maps with non-string keys, no IO).
-    Bytes::from(serde_json::to_vec(v).expect("protocol types serialize"))
+    // Serializing our own types to a Vec cannot fail (no maps with non-string keys, no IO, raw
+    // data falls back to null); should it ever, `null` is still valid JSON for the peer.
+    serde_json::to_vec(v).map_or_else(|_| Bytes::from_static(b"null"), Bytes::from)
 }
 
 #[cfg(test)]
@@ -158,6 +184,24 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_slice(&encode_pub("a", &p)).unwrap();
         assert_eq!(v["info"]["user"], "42");
+    }
+
+    #[test]
+    fn data_is_embedded_without_parsing() {
+        // Deeper than serde_json would parse: embedding must not go through a parser.
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        let p = Publication {
+            offset: 1,
+            data: Bytes::from(deep.clone()),
+            info: None,
+        };
+        let text = String::from_utf8(to_bytes(&p).to_vec()).unwrap();
+        assert_eq!(text, format!(r#"{{"offset":1,"data":{deep}}}"#));
+        let bad = Publication {
+            data: Bytes::from_static(b"\xff"),
+            ..p
+        };
+        assert_eq!(&to_bytes(&bad)[..], br#"{"offset":1,"data":null}"#);
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn unavailable(e: &redis::RedisError) -> EngineError {
 }
 
 /// Milliseconds, capped at about ten years so that Redis' expiry arithmetic cannot overflow.
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
     u64::try_from(d.as_millis()).unwrap_or(MAX).min(MAX)
 }
@@ -234,11 +234,13 @@ impl Engine for RedisEngine {
             .ok_or_else(|| EngineError::Unavailable("engine already started".into()))?;
         let weak = Arc::downgrade(inner);
         let pushes = tokio::spawn(subscriber::run_pushes(weak.clone(), rx));
-        let supervisor = tokio::spawn(subscriber::supervise(weak));
-        inner
-            .tasks
-            .lock()
-            .extend([pushes.abort_handle(), supervisor.abort_handle()]);
+        let supervisor = tokio::spawn(subscriber::supervise(weak.clone()));
+        let keepalive = tokio::spawn(crate::keepalive::run(weak));
+        inner.tasks.lock().extend([
+            pushes.abort_handle(),
+            supervisor.abort_handle(),
+            keepalive.abort_handle(),
+        ]);
         let mut names = inner.subs.probes.plan(inner, &inner.instance).await?;
         names.push(inner.keys.control().to_owned());
         let mut sub = inner.sub();
@@ -337,7 +339,10 @@ impl Engine for RedisEngine {
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        subscriber::unsubscribe(&self.inner, channel).await
+        let r = subscriber::unsubscribe(&self.inner, channel).await;
+        // The last local subscriber left: the position lives `meta_ttl` from now.
+        crate::keepalive::extend(&self.inner, &[channel.to_owned()]).await;
+        r
     }
 
     async fn publish_join_leave(

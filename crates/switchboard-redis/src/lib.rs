@@ -18,6 +18,7 @@
 mod codec;
 mod conn;
 mod engine;
+mod keepalive;
 mod keys;
 mod probe;
 mod subscriber;
@@ -43,9 +44,11 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// Connection attempts give up after this long (default 1 s).
     pub connect_timeout: Duration,
-    /// How long a channel's meta (epoch and top offset) outlives its last publication (default
-    /// 24 h; always at least twice the history ttl). When it expires the channel starts a new
-    /// epoch, so old positions become unrecoverable, which is the honest answer by then.
+    /// How long a channel's meta (epoch and top offset) outlives its last use: its last
+    /// publication, history read, or the last subscriber on any node leaving (default 24 h;
+    /// after a publication at least twice the history ttl). While any node is subscribed it
+    /// does not expire (each node extends it). When it expires the channel starts a new epoch,
+    /// so old positions become unrecoverable, which is the honest answer by then.
     pub meta_ttl: Duration,
     /// Nodes that did not announce themselves for this long are dropped from `nodes()`
     /// (default 15 s).

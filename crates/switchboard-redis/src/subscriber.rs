@@ -66,6 +66,11 @@ impl SubState {
         self.wake.notify_one();
     }
 
+    /// The channels this node is subscribed to.
+    pub(crate) fn desired_channels(&self) -> Vec<String> {
+        self.desired.lock().iter().cloned().collect()
+    }
+
     /// Whether a loss has not been recovered yet.
     pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Acquire) != self.handled.load(Ordering::Acquire)

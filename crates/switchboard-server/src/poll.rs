@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::value::RawValue;
+use bytes::Bytes;
 use switchboard_core::{Outbound, Transport};
 use switchboard_protocol::{ErrorCode, StreamPosition};
 
@@ -68,7 +67,7 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
             return Err(e);
         }
     };
-    let mut publications: Vec<Box<RawValue>> = Vec::new();
+    let mut publications: Vec<Bytes> = Vec::new();
     if cursor.is_some() {
         let outbox = &session.handle().outbox;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -78,11 +77,7 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
             for item in items.drain(..) {
                 if let Outbound::Pub(p) = item {
                     out.set(&p.channel, StreamPosition::new(p.offset, &*p.epoch));
-                    if let Ok(raw) =
-                        RawValue::from_string(String::from_utf8_lossy(&p.json).into_owned())
-                    {
-                        publications.push(raw);
-                    }
+                    publications.push(p.json.clone());
                 }
             }
             // Return as soon as there is something to say, or the session was closed (token
@@ -100,9 +95,55 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
         }
     }
     session.close(None).await;
-    let mut body = serde_json::json!({ "publications": publications, "cursor": out.encode() });
-    if !reset.is_empty() {
-        body["reset"] = serde_json::json!(reset);
+    let body = encode_body(&publications, &out.encode(), &reset);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `{"publications":[..],"cursor":"..","reset":[..]}`, with each publication push embedded as
+/// the bytes every other transport sends (stored data is never parsed again).
+fn encode_body(publications: &[Bytes], cursor: &str, reset: &[String]) -> Bytes {
+    let len = publications.iter().map(|p| p.len() + 1).sum::<usize>() + cursor.len() + 64;
+    let mut body = Vec::with_capacity(len);
+    body.extend_from_slice(br#"{"publications":["#);
+    for (i, p) in publications.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(p);
     }
-    Ok(Json(body).into_response())
+    body.extend_from_slice(br#"],"cursor":"#);
+    // Strings serialize infallibly; the fallbacks keep this free of panics regardless.
+    body.extend_from_slice(&serde_json::to_vec(cursor).unwrap_or_else(|_| b"\"\"".to_vec()));
+    if !reset.is_empty() {
+        body.extend_from_slice(br#","reset":"#);
+        body.extend_from_slice(&serde_json::to_vec(reset).unwrap_or_else(|_| b"[]".to_vec()));
+    }
+    body.push(b'}');
+    Bytes::from(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    #[test]
+    fn body_embeds_pushes_verbatim() {
+        let deep = format!(
+            r#"{{"op":"pub","data":{}{}}}"#,
+            "[".repeat(500),
+            "]".repeat(500)
+        );
+        let body = super::encode_body(
+            &[
+                Bytes::from_static(br#"{"op":"pub"}"#),
+                Bytes::from(deep.clone()),
+            ],
+            "1abc",
+            &["a".to_owned()],
+        );
+        assert_eq!(
+            String::from_utf8(body.to_vec()).unwrap(),
+            format!(r#"{{"publications":[{{"op":"pub"}},{deep}],"cursor":"1abc","reset":["a"]}}"#)
+        );
+    }
 }

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,21 +26,38 @@ pub fn is_sse_request(peeked: &[u8]) -> bool {
     peeked.starts_with(b"GET /sse?") || peeked.starts_with(b"GET /sse ")
 }
 
-async fn read_head(tcp: &mut TcpStream, timeout: Duration) -> Option<BytesMut> {
+/// Why no request head could be read.
+enum HeadError {
+    /// The client went away or stalled past the header timeout: nothing to answer.
+    Gone,
+    /// The head passed [`MAX_HEAD`]; `line_complete` tells a long URI (414) from long headers
+    /// (431).
+    TooLarge { line_complete: bool },
+}
+
+async fn read_head(tcp: &mut TcpStream, timeout: Duration) -> Result<BytesMut, HeadError> {
     let mut buf = BytesMut::with_capacity(2048);
-    tokio::time::timeout(timeout, async {
+    let read = tokio::time::timeout(timeout, async {
         loop {
             if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Some(());
+                return Ok(());
             }
-            if buf.len() >= MAX_HEAD || tcp.read_buf(&mut buf).await.ok()? == 0 {
-                return None;
+            if buf.len() >= MAX_HEAD {
+                let line_complete = buf.windows(2).any(|w| w == b"\r\n");
+                return Err(HeadError::TooLarge { line_complete });
+            }
+            match tcp.read_buf(&mut buf).await {
+                Ok(n) if n > 0 => {}
+                _ => return Err(HeadError::Gone),
             }
         }
     })
-    .await
-    .ok()??;
-    Some(buf)
+    .await;
+    match read {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(HeadError::Gone),
+    }
 }
 
 fn parse(buf: &[u8]) -> Option<(Uri, HeaderMap)> {
@@ -67,12 +84,48 @@ async fn write_error(tcp: &mut TcpStream, e: ApiError) {
     let _ = tcp.write_all(head.as_bytes()).await;
     let _ = tcp.write_all(body.as_bytes()).await;
     let _ = tcp.shutdown().await;
+    // Lingering close: closing with unread request bytes makes the kernel answer with a reset,
+    // which can destroy the response before the client reads it. Read and drop what the client
+    // is still sending, bounded in bytes and time.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match tcp.read(&mut sink).await {
+                Ok(n) if n > 0 => left = left.saturating_sub(n),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
+
+/// Longest a refused connection is drained before it is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+/// Most request bytes drained from a refused connection.
+const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one SSE connection. The peer's request head has not been consumed yet.
 pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_timeout: Duration) {
-    let Some(head) = read_head(&mut tcp, header_timeout).await else {
-        return;
+    let head = match read_head(&mut tcp, header_timeout).await {
+        Ok(head) => head,
+        Err(HeadError::Gone) => return,
+        Err(HeadError::TooLarge { line_complete }) => {
+            let (status, what) = if line_complete {
+                (
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request headers",
+                )
+            } else {
+                (StatusCode::URI_TOO_LONG, "request URI")
+            };
+            let mut e = ApiError::bad_request(format!(
+                "{what} longer than {MAX_HEAD} bytes; tickets and cursors are far shorter"
+            ));
+            e.status = status;
+            write_error(&mut tcp, e).await;
+            return;
+        }
     };
     let Some((uri, headers)) = parse(&head) else {
         write_error(&mut tcp, ApiError::bad_request("malformed request")).await;

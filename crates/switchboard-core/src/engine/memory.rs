@@ -2,18 +2,27 @@
 //!
 //! Each channel's stream sits behind its own lock; publishing assigns the offset, appends and
 //! hands the publication to the hub under that lock, which is what makes a channel's order
-//! total. Epochs are random per stream, so a restarted node (or a stream dropped after being
-//! idle) never lets old offsets look contiguous with new ones.
+//! total. Epochs are random per stream, so a restarted node (or a stream forgotten after being
+//! unused) never lets old offsets look contiguous with new ones.
+//!
+//! # Stream lifetime
+//! A channel's position (offset and epoch) is kept while this node has subscribers on it
+//! (between [`Engine::subscribe`] and [`Engine::unsubscribe`]) and, after that, for the meta TTL
+//! (default [`DEFAULT_META_TTL`], at least twice the history TTL) after its last publication,
+//! history read or last subscriber leaving: a client may present a position that long and still
+//! hear `recovered: true` when nothing it missed was lost. Only then is the stream forgotten;
+//! a later publication starts a new epoch, which is the honest answer by then.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_protocol::{ClientInfo, Publication, StreamPosition};
+use tokio::time::Instant;
 
 use super::{
     Control, Engine, EngineError, EventSink, HistoryPage, HistoryQuery, NodeInfo, PublishOptions,
@@ -21,25 +30,37 @@ use super::{
 };
 
 const SHARDS: usize = 64;
-/// Streams with no publication left are forgotten after this long. Long enough that a
-/// reconnecting client usually finds its epoch; short enough that abandoned channels go away.
-const IDLE_STREAM_KEEP: Duration = Duration::from_secs(300);
+/// How long an unused channel's position is kept by default (the Redis engine's default too):
+/// a day covers a laptop closed overnight; an empty stream costs about 150 bytes.
+pub const DEFAULT_META_TTL: Duration = Duration::from_secs(24 * 3600);
 
 struct Stream {
     epoch: Arc<str>,
     top: u64,
     pubs: VecDeque<(Publication, Instant)>,
-    last_publish: Instant,
+    /// Whether this node has subscribers on the channel (the hub's interest).
+    subscribed: bool,
+    /// Last publication, history read, or last subscriber leaving.
+    touched: Instant,
+    /// How long after `touched` an unsubscribed stream is kept.
+    keep: Duration,
 }
 
 impl Stream {
-    fn new() -> Self {
+    fn new(keep: Duration) -> Self {
         Self {
             epoch: new_epoch().into(),
             top: 0,
             pubs: VecDeque::new(),
-            last_publish: Instant::now(),
+            subscribed: false,
+            touched: Instant::now(),
+            keep,
         }
+    }
+
+    /// Whether the stream must be kept at `now` (see the module docs).
+    fn alive(&self, now: Instant) -> bool {
+        self.subscribed || !self.pubs.is_empty() || now.duration_since(self.touched) < self.keep
     }
 
     fn trim_expired(&mut self, now: Instant) {
@@ -85,6 +106,7 @@ struct Inner {
     presence: Mutex<HashMap<String, HashMap<String, PresenceEntry>>>,
     idempotency: Mutex<HashMap<(String, String), (PublishOutcome, Instant)>>,
     hasher: std::collections::hash_map::RandomState,
+    meta_ttl: Duration,
 }
 
 impl Default for Inner {
@@ -95,6 +117,7 @@ impl Default for Inner {
             presence: Mutex::new(HashMap::new()),
             idempotency: Mutex::new(HashMap::new()),
             hasher: Default::default(),
+            meta_ttl: DEFAULT_META_TTL,
         }
     }
 }
@@ -105,6 +128,17 @@ impl MemoryEngine {
         Self::default()
     }
 
+    /// Creates an empty engine that keeps unused channels' positions for `meta_ttl` (see the
+    /// module docs).
+    pub fn with_meta_ttl(meta_ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                meta_ttl,
+                ..Inner::default()
+            }),
+        }
+    }
+
     fn shard(&self, channel: &str) -> &Mutex<StreamMap> {
         &self.inner.streams[(self.inner.hasher.hash_one(channel) as usize) % SHARDS]
     }
@@ -113,18 +147,19 @@ impl MemoryEngine {
         let mut shard = self.shard(channel).lock();
         shard
             .entry(channel.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(Stream::new())))
+            .or_insert_with(|| Arc::new(Mutex::new(Stream::new(self.inner.meta_ttl))))
             .clone()
     }
 
-    /// Drops expired publications, idle streams, presence and idempotency entries.
+    /// Drops expired publications, unused streams (see the module docs), presence and
+    /// idempotency entries.
     pub fn housekeep(&self) {
         let now = Instant::now();
         for shard in &self.inner.streams {
             shard.lock().retain(|_, s| {
                 let mut s = s.lock();
                 s.trim_expired(now);
-                !s.pubs.is_empty() || now.duration_since(s.last_publish) < IDLE_STREAM_KEEP
+                s.alive(now)
             });
         }
         self.inner.presence.lock().retain(|_, m| {
@@ -142,7 +177,8 @@ impl MemoryEngine {
         let mut s = stream.lock();
         let now = Instant::now();
         s.top += 1;
-        s.last_publish = now;
+        s.touched = now;
+        s.keep = s.keep.max(opts.history_ttl.saturating_mul(2));
         let publication = Publication {
             offset: s.top,
             data,
@@ -219,7 +255,9 @@ impl Engine for MemoryEngine {
     async fn history(&self, channel: &str, q: &HistoryQuery) -> Result<HistoryPage, EngineError> {
         let stream = self.stream(channel);
         let mut s = stream.lock();
-        s.trim_expired(Instant::now());
+        let now = Instant::now();
+        s.touched = now;
+        s.trim_expired(now);
         let position = s.position();
         let oldest = s.top + 1 - s.pubs.len() as u64;
         let from = match &q.since {
@@ -247,11 +285,19 @@ impl Engine for MemoryEngine {
         })
     }
 
-    async fn subscribe(&self, _channel: &str) -> Result<(), EngineError> {
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        // Delivery needs no interest on one node; the stream's lifetime does.
+        self.stream(channel).lock().subscribed = true;
         Ok(())
     }
 
-    async fn unsubscribe(&self, _channel: &str) -> Result<(), EngineError> {
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        let stream = self.shard(channel).lock().get(channel).cloned();
+        if let Some(stream) = stream {
+            let mut s = stream.lock();
+            s.subscribed = false;
+            s.touched = Instant::now();
+        }
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! A token bucket limiting commands per session.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 pub(crate) struct Bucket {
     tokens: f64,

@@ -3,6 +3,7 @@
 mod cluster;
 mod harness;
 mod hub;
+mod lifetime;
 mod nodes;
 mod outage;
 mod sink;

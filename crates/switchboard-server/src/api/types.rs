@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use switchboard_protocol::push::JsonData;
 use switchboard_protocol::{ClientInfo, Publication, StreamPosition};
 use utoipa::ToSchema;
 
@@ -60,9 +61,9 @@ impl From<ClientInfo> for Client {
 pub struct ApiPublication {
     /// Offset in the channel.
     pub offset: u64,
-    /// The published JSON.
+    /// The published JSON, embedded as stored (never parsed again).
     #[schema(value_type = Object)]
-    pub data: Box<RawValue>,
+    pub data: JsonData,
     /// The publishing client, if a client published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<Client>,
@@ -70,12 +71,9 @@ pub struct ApiPublication {
 
 impl From<Publication> for ApiPublication {
     fn from(p: Publication) -> Self {
-        let text = String::from_utf8(p.data.to_vec()).unwrap_or_else(|_| "null".into());
-        let data = RawValue::from_string(text)
-            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
         Self {
             offset: p.offset,
-            data,
+            data: JsonData(p.data),
             info: p.info.map(Client::from),
         }
     }

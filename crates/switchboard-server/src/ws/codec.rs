@@ -157,12 +157,40 @@ pub fn frame(opcode: Opcode, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// A close frame with `code` and `reason` (truncated to fit 125 bytes).
-pub fn close_frame(code: u16, reason: &str) -> Bytes {
-    let mut r = reason.as_bytes();
-    if r.len() > 123 {
-        r = &r[..123];
+/// Whether a peer may send `code` in a close frame (RFC 6455 §7.4): the registered codes
+/// 1000–1003 and 1007–1014, and the ranges for libraries (3000–3999) and applications
+/// (4000–4999). 1004–1006 and 1015 are reserved and must never appear on the wire.
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The code to answer a client's close frame with: the client's own code when it is valid,
+/// 1000 when it gave none, 1002 for a one-byte payload or a code that may not be sent, 1007 for
+/// a reason that is not UTF-8 (RFC 6455 §5.5.1, §7.4, §8.1).
+pub fn close_reply_code(payload: &[u8]) -> u16 {
+    match payload {
+        [] => 1000,
+        [_] => 1002,
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !is_valid_close_code(code) {
+                1002
+            } else if std::str::from_utf8(reason).is_err() {
+                1007
+            } else {
+                code
+            }
+        }
     }
+}
+
+/// A close frame with `code` and `reason` (cut at a character boundary to fit 125 bytes).
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let r = &reason.as_bytes()[..end];
     let mut p = Vec::with_capacity(2 + r.len());
     p.extend_from_slice(&code.to_be_bytes());
     p.extend_from_slice(r);
@@ -228,6 +256,34 @@ mod tests {
             parse(&mut masked(true, 1, &[0; 200]), 100),
             Err(Disconnect::TOO_LARGE)
         );
+    }
+
+    #[test]
+    fn answers_close_frames_as_rfc_6455_requires() {
+        let close = |code: u16, reason: &[u8]| {
+            let mut p = code.to_be_bytes().to_vec();
+            p.extend_from_slice(reason);
+            close_reply_code(&p)
+        };
+        assert_eq!(close_reply_code(b""), 1000);
+        assert_eq!(close_reply_code(b"x"), 1002);
+        for ok in [1000, 1001, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999] {
+            assert_eq!(close(ok, b"bye"), ok, "{ok}");
+        }
+        for bad in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ] {
+            assert_eq!(close(bad, b""), 1002, "{bad}");
+        }
+        assert_eq!(close(1000, &[0xff, 0xfe]), 1007);
+    }
+
+    #[test]
+    fn close_reason_is_cut_at_a_char_boundary() {
+        let long = "é".repeat(100);
+        let c = close_frame(1000, &long);
+        assert!(c.len() <= 2 + 125);
+        assert!(std::str::from_utf8(&c[4..]).is_ok());
     }
 
     #[test]

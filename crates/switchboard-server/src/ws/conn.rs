@@ -186,12 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 Opcode::Pong | Opcode::Continuation => {}
                 Opcode::Close => {
-                    let code = if payload.len() >= 2 {
-                        u16::from_be_bytes([payload[0], payload[1]])
-                    } else {
-                        1000
-                    };
-                    let echo = codec::close_frame(if code >= 1000 { code } else { 1000 }, "");
+                    let echo = codec::close_frame(codec::close_reply_code(&payload), "");
                     let _ = self.io.write_all(&echo).await;
                     return Step::Gone;
                 }

@@ -4,6 +4,7 @@ mod drain;
 mod limits;
 mod nginx;
 mod observability;
+mod probe;
 mod raw;
 mod slow;
 mod tls;
