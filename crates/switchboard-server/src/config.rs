@@ -51,6 +51,11 @@ pub struct Config {
     pub redis_prefix: String,
     /// Redis Cluster mode (sharded pub/sub).
     pub redis_cluster: bool,
+    /// How long an unused channel's position (offset and epoch) is kept after its last
+    /// publication, history read or last subscriber leaving; never while subscribed. Both
+    /// engines.
+    #[serde(with = "humantime_serde")]
+    pub meta_ttl: Duration,
     /// Node name (random when empty).
     pub name: String,
     /// Origins allowed on WebSocket and SSE handshakes (exact match; empty = any).
@@ -99,6 +104,7 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "sb".into(),
             redis_cluster: false,
+            meta_ttl: switchboard_core::engine::memory::DEFAULT_META_TTL,
             name: String::new(),
             allowed_origins: Vec::new(),
             tls_cert: None,

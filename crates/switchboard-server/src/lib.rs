@@ -96,12 +96,13 @@ impl Switchboard {
     /// [`ServerError`] when the engine or node cannot start.
     pub async fn start(config: Config, development: bool) -> Result<Self, ServerError> {
         let engine: Arc<dyn Engine> = match config.engine {
-            EngineKind::Memory => Arc::new(MemoryEngine::new()),
+            EngineKind::Memory => Arc::new(MemoryEngine::with_meta_ttl(config.meta_ttl)),
             EngineKind::Redis => {
                 let rc = switchboard_redis::RedisConfig {
                     url: config.redis_url.clone(),
                     prefix: config.redis_prefix.clone(),
                     cluster: config.redis_cluster,
+                    meta_ttl: config.meta_ttl,
                     ..Default::default()
                 };
                 Arc::new(
