@@ -13,11 +13,10 @@ use switchboard_protocol::push::encode_expiring;
 
 use crate::auth::unix_now;
 use crate::clock::now_ms;
-use crate::node::NodeInner;
-use crate::session::handle::Transport;
-use crate::session::outbox::{EventKind, Outbound};
+use crate::outbox::{EventKind, Outbound};
+use crate::shared::Shared;
 
-pub(crate) fn spawn(node: std::sync::Weak<NodeInner>) {
+pub(crate) fn spawn(node: std::sync::Weak<Shared>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -41,7 +40,7 @@ pub(crate) fn spawn(node: std::sync::Weak<NodeInner>) {
     });
 }
 
-fn sweep_sessions(node: &Arc<NodeInner>) {
+fn sweep_sessions(node: &Arc<Shared>) {
     let now = now_ms();
     let now_unix = unix_now();
     let ping_ms = node.config.client.ping_interval.as_millis() as u64;
@@ -61,9 +60,7 @@ fn sweep_sessions(node: &Arc<NodeInner>) {
                 ));
             }
         }
-        if s.transport == Transport::Ws
-            && now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) > stale_ms
-        {
+        if s.caps.liveness && now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) > stale_ms {
             s.outbox.close(Disconnect::STALE);
             return;
         }
@@ -77,7 +74,7 @@ fn sweep_sessions(node: &Arc<NodeInner>) {
     });
 }
 
-async fn refresh_presence(node: &Arc<NodeInner>) {
+async fn refresh_presence(node: &Arc<Shared>) {
     let snapshot = node.hub.presence_snapshot(|ch| {
         let ns = switchboard_protocol::ChannelName::parse(ch, usize::MAX)
             .map(|c| c.namespace())

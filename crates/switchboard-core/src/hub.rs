@@ -19,15 +19,20 @@ use switchboard_protocol::push::{encode_join_leave, encode_pub};
 use switchboard_protocol::{ClientInfo, Disconnect, Publication, StreamPosition};
 
 use crate::engine::{Control, Engine, EngineError, EventSink, HistoryQuery};
+use crate::handle::SessionHandle;
+use crate::outbox::{EventKind, Outbound, PubItem};
 use crate::registry::Registry;
-use crate::session::handle::SessionHandle;
-use crate::session::outbox::{EventKind, Outbound, PubItem};
 
 const SHARDS: usize = 128;
 const INTEREST_STRIPES: usize = 64;
 /// Publications buffered for a subscriber while its recovery is read; beyond this it is cut off
 /// as a slow consumer rather than buffering without bound.
 const MAX_RECOVERY_BUFFER: usize = 10_000;
+/// Publications held for a channel while a gap is filled from history. Beyond this the
+/// channel's subscribers are cut off with 4003 (they resubscribe from their position) and
+/// further publications are dropped until the history read returns, instead of buffering
+/// without bound while the engine is slow.
+const MAX_RESYNC_BUFFER: usize = 10_000;
 /// Retries of a resync's history read while the engine is unavailable (about 3 s in all).
 const RESYNC_RETRIES: u32 = 6;
 
@@ -47,6 +52,9 @@ struct ChannelState {
     last: Option<(u64, Arc<str>)>,
     /// `Some` while a gap is being filled from history: publications wait here.
     resync: Option<Vec<(Arc<str>, Publication)>>,
+    /// The resync buffer overflowed: its subscribers were cut off; anyone who subscribes
+    /// before the history read returns is cut off then too.
+    resync_overflowed: bool,
     engine_subscribed: bool,
 }
 
@@ -197,35 +205,43 @@ impl Hub {
         }
     }
 
-    /// Removes `session` from `channel`; unsubscribes the node in the engine when it was the
-    /// last local subscriber.
+    /// Removes `session`'s slot from `channel` at once (no IO); returns whether it had one.
+    /// [`Hub::unsubscribe`] finishes the job (engine interest).
+    pub(crate) fn remove_slot(&self, session: &SessionHandle, channel: &str) -> bool {
+        let Some(entry) = self.entry(channel) else {
+            return false;
+        };
+        let mut st = entry.state.lock();
+        let Some(idx) = st.index.remove(&session.sid) else {
+            return false;
+        };
+        st.slots.swap_remove(idx);
+        if let Some(moved) = st.slots.get(idx) {
+            let sid = moved.session.sid;
+            st.index.insert(sid, idx);
+        }
+        crate::metrics::subscriptions(-1.0);
+        true
+    }
+
+    /// Removes `session` from `channel` (if still there); unsubscribes the node in the engine
+    /// when the channel has no local subscriber left.
     pub async fn unsubscribe(&self, session: &SessionHandle, channel: &str) {
+        self.remove_slot(session, channel);
         let Some(entry) = self.entry(channel) else {
             return;
         };
-        let now_empty = {
-            let mut st = entry.state.lock();
-            let Some(idx) = st.index.remove(&session.sid) else {
-                return;
-            };
-            st.slots.swap_remove(idx);
-            if let Some(moved) = st.slots.get(idx) {
-                let sid = moved.session.sid;
-                st.index.insert(sid, idx);
-            }
-            crate::metrics::subscriptions(-1.0);
-            st.slots.is_empty()
-        };
-        if now_empty {
-            let _interest = self.interest[self.hash(channel) % INTEREST_STRIPES]
-                .lock()
-                .await;
-            if self.remove_if_empty(&entry)
-                && let Some(engine) = self.engine()
-                && engine.unsubscribe(channel).await.is_err()
-            {
-                crate::metrics::engine_error("unsubscribe");
-            }
+        if !entry.state.lock().slots.is_empty() {
+            return;
+        }
+        let _interest = self.interest[self.hash(channel) % INTEREST_STRIPES]
+            .lock()
+            .await;
+        if self.remove_if_empty(&entry)
+            && let Some(engine) = self.engine()
+            && engine.unsubscribe(channel).await.is_err()
+        {
+            crate::metrics::engine_error("unsubscribe");
         }
     }
 
@@ -333,7 +349,17 @@ impl Hub {
         let mut pubs = pubs.into_iter();
         while let Some((epoch, p)) = pubs.next() {
             if let Some(buf) = &mut st.resync {
-                buf.push((epoch, p));
+                if st.resync_overflowed {
+                    continue;
+                }
+                if buf.len() < MAX_RESYNC_BUFFER {
+                    buf.push((epoch, p));
+                    continue;
+                }
+                *buf = Vec::new();
+                st.resync_overflowed = true;
+                crate::metrics::gap("overflow");
+                Self::close_all(st, Disconnect::INSUFFICIENT_STATE);
                 continue;
             }
             match &st.last {
@@ -387,6 +413,12 @@ impl Hub {
             }
             let mut st = entry.state.lock();
             let buffered = st.resync.take().unwrap_or_default();
+            if std::mem::take(&mut st.resync_overflowed) {
+                // Whoever subscribed meanwhile never got a continuous stream either.
+                Self::close_all(&st, Disconnect::INSUFFICIENT_STATE);
+                st.last = None;
+                return;
+            }
             match result {
                 Ok(page) => {
                     crate::metrics::gap("recovered");

@@ -6,22 +6,28 @@
 //! [`Engine`].
 
 pub mod auth;
+pub mod capabilities;
 pub mod clock;
 pub mod config;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod engine;
+pub mod handle;
 mod housekeeper;
 pub mod hub;
 pub mod metrics;
 pub mod node;
+pub mod outbox;
 pub mod registry;
 pub mod session;
+mod shared;
 
 pub use auth::{Claims, Credentials};
+pub use capabilities::Capabilities;
 pub use config::{NamespaceConfig, NodeConfig};
 pub use engine::memory::MemoryEngine;
 pub use engine::{Engine, EngineError};
+pub use handle::SessionHandle;
 pub use node::{Node, NodeError};
-pub use session::Session;
-pub use session::handle::{SessionHandle, Transport};
-pub use session::outbox::{EventKind, Outbound, PubItem};
+pub use outbox::{EventKind, Outbound, PubItem};
+pub use session::{Resumed, Session, Subscribed};

@@ -2,14 +2,9 @@
 //! transports, the REST layer and embedding applications call.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 use serde::Serialize;
-use serde_json::value::RawValue;
-use switchboard_protocol::depth::{self, MAX_DATA_DEPTH};
 use switchboard_protocol::reply::{HistoryResult, PublishResult};
 use switchboard_protocol::{
     ChannelName, ClientInfo, Disconnect, ErrorCode, ProtocolError, StreamPosition,
@@ -17,12 +12,13 @@ use switchboard_protocol::{
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, Credentials, Verifier};
+use crate::capabilities::Capabilities;
 use crate::config::{NamespaceConfig, NodeConfig};
-use crate::engine::{Control, Engine, EngineError, HistoryQuery, NodeInfo, PublishOptions};
+use crate::engine::{Control, Engine, EngineError, NodeInfo};
 use crate::hub::Hub;
 use crate::registry::Registry;
 use crate::session::Session;
-use crate::session::handle::{SessionHandle, Transport};
+use crate::shared::{Shared, engine_error};
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -33,19 +29,6 @@ pub enum NodeError {
     /// The engine failed to start.
     #[error("engine failed to start: {0}")]
     Engine(#[from] EngineError),
-}
-
-pub(crate) struct NodeInner {
-    pub(crate) name: String,
-    pub(crate) config: NodeConfig,
-    pub(crate) verifier: Verifier,
-    pub(crate) engine: Arc<dyn Engine>,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) started: Instant,
-    pub(crate) seq: AtomicU64,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) nodes: Mutex<Vec<NodeInfo>>,
 }
 
 /// A running Switchboard node. Cheap to clone; all clones share the node.
@@ -59,7 +42,7 @@ pub(crate) struct NodeInner {
 /// ```
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) inner: Arc<NodeInner>,
+    inner: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Node {
@@ -91,18 +74,7 @@ impl Node {
         let hub = Hub::new(registry.clone());
         hub.set_engine(&engine);
         engine.start(hub.clone()).await?;
-        let inner = Arc::new(NodeInner {
-            name: config.name.clone(),
-            config,
-            verifier,
-            engine,
-            hub,
-            registry,
-            started: Instant::now(),
-            seq: AtomicU64::new(1),
-            shutdown: CancellationToken::new(),
-            nodes: Mutex::new(Vec::new()),
-        });
+        let inner = Arc::new(Shared::new(config, verifier, engine, hub, registry));
         crate::housekeeper::spawn(Arc::downgrade(&inner));
         inner.announce().await;
         Ok(Self { inner })
@@ -154,17 +126,10 @@ impl Node {
         self.inner.verifier.verify(token)
     }
 
-    /// Creates a session for a transport. It is registered with the node once connected.
-    pub fn session(&self, transport: Transport) -> Session {
-        let sid = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-        let id: Arc<str> = format!("{}-{sid:x}", self.inner.name).into();
-        let handle = Arc::new(SessionHandle::new(
-            sid,
-            id,
-            transport,
-            self.inner.config.limits.outbound_queue_bytes,
-        ));
-        Session::new(self.clone(), handle)
+    /// Opens a session for a transport with `caps`. A long-lived session is registered with
+    /// the node once connected; everything it registers is removed when it is dropped.
+    pub fn session(&self, caps: Capabilities) -> Session {
+        Session::new(self.inner.clone(), self.inner.new_handle(caps))
     }
 
     /// Parses a channel name against the node's limits.
@@ -172,13 +137,12 @@ impl Node {
     /// # Errors
     /// `invalid_channel`.
     pub fn channel<'a>(&self, name: &'a str) -> Result<ChannelName<'a>, ProtocolError> {
-        ChannelName::parse(name, self.inner.config.limits.max_channel_length)
-            .map_err(|e| ProtocolError::new(ErrorCode::InvalidChannel, e.to_string()))
+        self.inner.channel(name)
     }
 
     /// The namespace policy of a channel.
     pub fn policy(&self, channel: &ChannelName<'_>) -> &NamespaceConfig {
-        self.inner.config.namespace(channel.namespace())
+        self.inner.policy(channel)
     }
 
     /// Publishes raw JSON `data` to `channel` as the server (no publishing client).
@@ -191,7 +155,9 @@ impl Node {
         data: Bytes,
         idempotency_key: Option<String>,
     ) -> Result<PublishResult, ProtocolError> {
-        self.publish_as(channel, data, idempotency_key, None).await
+        self.inner
+            .publish(channel, data, idempotency_key, None)
+            .await
     }
 
     /// Serializes `data` and publishes it.
@@ -210,65 +176,6 @@ impl Node {
             .await
     }
 
-    pub(crate) async fn publish_as(
-        &self,
-        channel: &str,
-        data: Bytes,
-        idempotency_key: Option<String>,
-        info: Option<ClientInfo>,
-    ) -> Result<PublishResult, ProtocolError> {
-        let ch = self.channel(channel)?;
-        let limit = self.inner.config.limits.max_message_size;
-        if data.len() > limit {
-            return Err(ProtocolError::new(
-                ErrorCode::TooLarge,
-                format!("data is larger than {limit} bytes"),
-            ));
-        }
-        let text = std::str::from_utf8(&data)
-            .map_err(|_| ProtocolError::new(ErrorCode::BadRequest, "data is not UTF-8 JSON"))?;
-        serde_json::from_str::<&RawValue>(text).map_err(|e| {
-            ProtocolError::new(ErrorCode::BadRequest, format!("data is not JSON: {e}"))
-        })?;
-        // Validated here, once, on every publish path; stored data is never parsed again.
-        if depth::json_depth(&data, MAX_DATA_DEPTH) > MAX_DATA_DEPTH {
-            return Err(ProtocolError::new(
-                ErrorCode::BadRequest,
-                format!("data is nested deeper than {MAX_DATA_DEPTH} levels"),
-            ));
-        }
-        if idempotency_key
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > 256)
-        {
-            return Err(ProtocolError::new(
-                ErrorCode::BadRequest,
-                "idempotency_key must be 1–256 bytes",
-            ));
-        }
-        let ns = self.policy(&ch);
-        let opts = PublishOptions {
-            history_size: ns.history_size,
-            history_ttl: ns.history_ttl,
-            idempotency_key,
-            idempotency_ttl: self.inner.config.client.idempotency_ttl,
-            info,
-        };
-        let out = self
-            .inner
-            .engine
-            .publish(channel, data, &opts)
-            .await
-            .map_err(engine_error("publish"))?;
-        if !out.duplicate {
-            crate::metrics::published();
-        }
-        Ok(PublishResult {
-            offset: out.position.offset,
-            epoch: out.position.epoch,
-        })
-    }
-
     /// Reads a channel's history (server view: no permission checks).
     ///
     /// # Errors
@@ -280,30 +187,7 @@ impl Node {
         limit: Option<u32>,
         reverse: bool,
     ) -> Result<HistoryResult, ProtocolError> {
-        let ch = self.channel(channel)?;
-        let size = self.policy(&ch).history_size;
-        if size == 0 && limit != Some(0) {
-            return Err(ProtocolError::new(
-                ErrorCode::NotAvailable,
-                "history is off for this channel's namespace",
-            ));
-        }
-        let limit = limit.map_or(size, |l| (l as usize).min(size));
-        let q = HistoryQuery {
-            since,
-            limit,
-            reverse,
-        };
-        let page = self
-            .inner
-            .engine
-            .history(channel, &q)
-            .await
-            .map_err(engine_error("history"))?;
-        Ok(HistoryResult {
-            publications: page.publications,
-            position: page.position,
-        })
+        self.inner.history(channel, since, limit, reverse).await
     }
 
     /// Lists the clients present in a channel (server view).
@@ -311,18 +195,7 @@ impl Node {
     /// # Errors
     /// `invalid_channel`, `not_available` (presence off), `internal`.
     pub async fn presence(&self, channel: &str) -> Result<Vec<ClientInfo>, ProtocolError> {
-        let ch = self.channel(channel)?;
-        if !self.policy(&ch).presence {
-            return Err(ProtocolError::new(
-                ErrorCode::NotAvailable,
-                "presence is off for this channel's namespace",
-            ));
-        }
-        self.inner
-            .engine
-            .presence(channel)
-            .await
-            .map_err(engine_error("presence"))
+        self.inner.presence(channel).await
     }
 
     /// This node's active channels and local subscriber counts.
@@ -390,35 +263,6 @@ impl Node {
         }
         while !self.inner.registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl NodeInner {
-    pub(crate) async fn announce(&self) {
-        let me = NodeInfo {
-            name: self.name.clone(),
-            sessions: self.registry.len() as u64,
-            uptime_secs: self.started.elapsed().as_secs(),
-        };
-        match self.engine.nodes(&me).await {
-            Ok(nodes) => *self.nodes.lock() = nodes,
-            Err(_) => crate::metrics::engine_error("nodes"),
-        }
-    }
-}
-
-/// Maps engine failures to protocol errors.
-pub(crate) fn engine_error(op: &'static str) -> impl Fn(EngineError) -> ProtocolError {
-    move |e| match e {
-        EngineError::Unrecoverable { .. } => ProtocolError::new(
-            ErrorCode::UnrecoverablePosition,
-            "history does not reach back to that position",
-        ),
-        EngineError::Unavailable(msg) => {
-            crate::metrics::engine_error(op);
-            tracing::warn!(op, error = %msg, "engine unavailable");
-            ProtocolError::new(ErrorCode::Internal, "engine unavailable, retry later")
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use switchboard_protocol::Disconnect;
 
-use crate::session::handle::SessionHandle;
+use crate::handle::SessionHandle;
 
 const SHARDS: usize = 64;
 
@@ -49,14 +49,14 @@ impl Registry {
     }
 
     fn insert(&self, s: Arc<SessionHandle>) {
-        crate::metrics::session_gauge(s.transport.as_str(), 1.0);
-        tracing::debug!(session = %s.id, user = %s.info().user, transport = s.transport.as_str(), "session connected");
+        crate::metrics::session_gauge(s.caps.label, 1.0);
+        tracing::debug!(session = %s.id, user = %s.info().user, transport = s.caps.label, "session connected");
         self.shard(s.sid).lock().insert(s.sid, s);
     }
 
     pub(crate) fn remove(&self, s: &SessionHandle) {
         if self.shard(s.sid).lock().remove(&s.sid).is_some() {
-            crate::metrics::session_gauge(s.transport.as_str(), -1.0);
+            crate::metrics::session_gauge(s.caps.label, -1.0);
             let user = &s.info().user;
             if !user.is_empty() {
                 let mut users = self.users.lock();
@@ -69,7 +69,7 @@ impl Registry {
             }
             // The code is the server's reason; none when the client went away.
             let code = s.outbox.closed().map(|d| d.code);
-            tracing::debug!(session = %s.id, transport = s.transport.as_str(), code, "session closed");
+            tracing::debug!(session = %s.id, transport = s.caps.label, code, "session closed");
         }
     }
 

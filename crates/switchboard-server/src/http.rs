@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchboard_core::Transport;
+use switchboard_core::Capabilities;
 use switchboard_protocol::command::{Op, decode_one};
 use switchboard_protocol::reply::encode_error;
 
@@ -81,18 +81,11 @@ pub async fn command(State(app): State<AppState>, headers: HeaderMap, body: Byte
         );
         return reply(StatusCode::BAD_REQUEST, encode_error(Some(cmd.id), &e));
     }
-    let mut session = app.node.session(Transport::Http);
+    let mut session = app.node.session(Capabilities::HTTP);
     // HTTP commands are not registered sessions: no per-user cap applies, so this cannot fail.
     if let Err(e) = session.connect_with(creds) {
         return reply(status_for(e.code), encode_error(Some(cmd.id), &e));
     }
-    let result = session.execute(cmd.op).await;
-    session.close(None).await;
-    match result {
-        Ok(bytes) => reply(
-            StatusCode::OK,
-            switchboard_core::session::splice_id(cmd.id, &bytes),
-        ),
-        Err(e) => reply(status_for(e.code), encode_error(Some(cmd.id), &e)),
-    }
+    let (body, error) = session.execute(cmd.id, cmd.op).await;
+    reply(error.map_or(StatusCode::OK, status_for), body)
 }

@@ -11,11 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchboard_core::{Outbound, Transport};
+use switchboard_core::{Capabilities, Outbound};
 use switchboard_protocol::{ErrorCode, StreamPosition};
 
 use crate::error::ApiError;
-use crate::sse::subscribe_all;
 use crate::state::AppState;
 use crate::stream_query::StreamQuery;
 
@@ -57,16 +56,10 @@ async fn poll(app: AppState, uri: Uri, headers: HeaderMap) -> Result<Response, A
         }
     }
     let cursor = q.cursor(&headers)?;
-    let mut session = node.session(Transport::Poll);
+    let mut session = node.session(Capabilities::POLL);
     session.connect_with(creds)?;
-    let result = subscribe_all(&mut session, &q.channels, cursor.as_ref()).await;
-    let (mut out, reset) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            session.close(None).await;
-            return Err(e);
-        }
-    };
+    let resumed = session.resume(&q.channels, cursor.as_ref()).await?;
+    let (mut out, reset) = (resumed.cursor, resumed.reset);
     let mut publications: Vec<Bytes> = Vec::new();
     if cursor.is_some() {
         let outbox = &session.handle().outbox;

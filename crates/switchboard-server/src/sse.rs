@@ -18,7 +18,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
-use switchboard_core::{EventKind, Outbound, Session, Transport};
+use switchboard_core::{Capabilities, EventKind, Outbound, Session};
 use switchboard_protocol::{Cursor, Disconnect};
 
 use crate::error::ApiError;
@@ -156,37 +156,6 @@ impl Renderer {
     }
 }
 
-/// Subscribes `session` to every channel, resuming from `cursor`; returns the initial cursor
-/// and the channels that could not be resumed.
-///
-/// # Errors
-/// The first channel error (invalid name, permission, engine).
-pub async fn subscribe_all(
-    session: &mut Session,
-    channels: &[String],
-    cursor: Option<&Cursor>,
-) -> Result<(Cursor, Vec<String>), ApiError> {
-    let mut out = Cursor::new();
-    let mut reset = Vec::new();
-    for ch in channels {
-        let since = cursor.and_then(|c| c.get(ch)).cloned();
-        let r = session
-            .subscribe_stream(ch, since.clone())
-            .await
-            .map_err(ApiError::from)?;
-        match since {
-            // Recovered: the queued publications will advance the cursor from `since`.
-            Some(s) if r.recovered => out.set(ch, s),
-            Some(_) => {
-                reset.push(ch.clone());
-                out.set(ch, r.position);
-            }
-            None => out.set(ch, r.position),
-        }
-    }
-    Ok((out, reset))
-}
-
 /// Authenticates, admits and subscribes a stream.
 ///
 /// # Errors
@@ -210,16 +179,11 @@ pub async fn prepare(
         ext.insert(ConnectInfo(p));
     }
     let guard = app.limits.admit(app, Some(creds.user.as_str()), &ext)?;
-    let mut session = node.session(Transport::Sse);
+    let mut session = node.session(Capabilities::SSE);
+    let welcome = session.connect_with(creds.clone())?;
+    let resumed = session.resume(&q.channels, cursor.as_ref()).await?;
+    let (initial, reset) = (resumed.cursor, resumed.reset);
     let resume = app.tickets.issue_resume(&creds);
-    let welcome = session.connect_with(creds)?;
-    let (initial, reset) = match subscribe_all(&mut session, &q.channels, cursor.as_ref()).await {
-        Ok(x) => x,
-        Err(e) => {
-            session.close(None).await;
-            return Err(e);
-        }
-    };
     let mut head = BytesMut::new();
     // Jittered per connection, so a restart does not bring every browser back at once.
     let retry = 2000 + rand::random::<u64>() % 3000;
@@ -264,15 +228,6 @@ pub const HEADERS: [(&str, &str); 3] = [
 struct BodyStream {
     p: Option<Prepared>,
     done: bool,
-}
-
-impl Drop for BodyStream {
-    fn drop(&mut self) {
-        // The client went away: unsubscribe and unregister off the hot path.
-        if let Some(mut p) = self.p.take() {
-            tokio::spawn(async move { p.session.close(None).await });
-        }
-    }
 }
 
 impl BodyStream {

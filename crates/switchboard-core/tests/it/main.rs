@@ -2,4 +2,5 @@
 //! with `tokio::time::pause` (every TTL and timer in the core runs on tokio's clock).
 
 mod lifetime;
+mod session;
 mod support;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchboard_core::config::NamespaceConfig;
-use switchboard_core::{Credentials, Node, NodeConfig, Outbound, Transport};
+use switchboard_core::{Capabilities, Credentials, Node, NodeConfig, Outbound};
 use switchboard_redis::{RedisConfig, RedisEngine};
 
 use crate::harness::{raw_command, shared, unique_prefix};
@@ -35,7 +35,7 @@ async fn no_gap_when_pubsub_connections_are_killed() {
     let prefix = unique_prefix();
     let a = node(&prefix).await;
     let b = node(&prefix).await;
-    let mut session = b.session(Transport::Sse);
+    let mut session = b.session(Capabilities::SSE);
     let _ = session.connect_with(Credentials {
         user: "u1".into(),
         ..Credentials::default()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::config::NamespaceConfig;
-use switchboard_core::{Credentials, Node, NodeConfig, Outbound, Transport};
+use switchboard_core::{Capabilities, Credentials, Node, NodeConfig, Outbound};
 use switchboard_redis::{RedisConfig, RedisEngine};
 
 use crate::harness::{raw_command, shared, unique_prefix};
@@ -41,7 +41,7 @@ async fn a_quiet_channel_keeps_its_meta_while_subscribed() {
     let meta_ttl = Duration::from_secs(1);
     let publisher = node(&prefix, meta_ttl).await;
     let subscriber = node(&prefix, meta_ttl).await;
-    let mut s = subscriber.session(Transport::Sse);
+    let mut s = subscriber.session(Capabilities::SSE);
     s.connect_with(Credentials {
         user: "u".into(),
         ..Credentials::default()

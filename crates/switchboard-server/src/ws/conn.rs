@@ -213,8 +213,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 /// Runs a connection until it ends. `initial` holds bytes that arrived with the handshake
 /// (a copy: the connection must not keep hyper's read buffer alive).
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(io: S, session: Session, initial: BytesMut) {
-    let auth_deadline = tokio::time::Instant::now() + session.node().config().client.auth_timeout;
-    let max_message = session.node().config().limits.max_message_size;
+    let auth_deadline = tokio::time::Instant::now() + session.config().client.auth_timeout;
+    let max_message = session.config().limits.max_message_size;
     let mut conn = Conn {
         io,
         session,

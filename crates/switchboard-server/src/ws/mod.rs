@@ -12,7 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
-use switchboard_core::Transport;
+use switchboard_core::Capabilities;
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
@@ -102,7 +102,7 @@ pub async fn handler(
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut session = node.session(Transport::Ws);
+        let mut session = node.session(Capabilities::WEBSOCKET);
         if let Some(c) = creds
             && session.connect_with(c).is_err()
         {

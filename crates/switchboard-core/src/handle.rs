@@ -1,4 +1,5 @@
-//! The part of a session the rest of the node can see: identity, outbox and timers.
+//! The part of a session the rest of the node can see: identity, capabilities, outbox and
+//! timers. The hub, the registry and the housekeeper hold it; the [`crate::Session`] owns it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,32 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use switchboard_protocol::ClientInfo;
 
-use super::outbox::Outbox;
-
-/// Which transport a session uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// WebSocket.
-    Ws,
-    /// Server-Sent Events.
-    Sse,
-    /// One long-poll request.
-    Poll,
-    /// An in-process or HTTP command caller without a stream.
-    Http,
-}
-
-impl Transport {
-    /// Label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Ws => "ws",
-            Transport::Sse => "sse",
-            Transport::Poll => "poll",
-            Transport::Http => "http",
-        }
-    }
-}
+use crate::capabilities::Capabilities;
+use crate::outbox::Outbox;
 
 /// Shared, cheap-to-read state of one session.
 #[derive(Debug)]
@@ -40,8 +17,8 @@ pub struct SessionHandle {
     pub sid: u64,
     /// Client id (unique across nodes).
     pub id: Arc<str>,
-    /// Transport.
-    pub transport: Transport,
+    /// What its transport can do.
+    pub caps: Capabilities,
     /// Outbound queue.
     pub outbox: Outbox,
     info: Mutex<Arc<ClientInfo>>,
@@ -56,7 +33,7 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    pub(crate) fn new(sid: u64, id: Arc<str>, transport: Transport, queue_limit: usize) -> Self {
+    pub(crate) fn new(sid: u64, id: Arc<str>, caps: Capabilities, queue_limit: usize) -> Self {
         let now = crate::clock::now_ms();
         Self {
             sid,
@@ -66,7 +43,7 @@ impl SessionHandle {
                 info: None,
             })),
             id,
-            transport,
+            caps,
             outbox: Outbox::new(queue_limit),
             expires_at: AtomicU64::new(0),
             expiring_sent: AtomicBool::new(false),
