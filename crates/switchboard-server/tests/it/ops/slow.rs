@@ -55,6 +55,13 @@ async fn slow_consumer_is_cut_off_with_4002_and_resumes_without_loss() {
         .request(json!({"op": "subscribe", "channel": CHANNEL}))
         .await;
     assert!(r.get("ok").is_some());
+    let mut healthy_handle = None;
+    s.node().registry().for_each(|h| {
+        if h.info().user == "healthy" {
+            healthy_handle = Some(h.clone());
+        }
+    });
+    let healthy_handle = healthy_handle.expect("healthy session registered");
     let healthy_task = tokio::spawn(async move {
         let mut offsets = Vec::new();
         loop {
@@ -74,6 +81,12 @@ async fn slow_consumer_is_cut_off_with_4002_and_resumes_without_loss() {
     let mut published = 0;
     let mut peak = 0;
     while published < MAX_PUBS {
+        // Paced by the healthy reader only (its queue stays under half the limit), never by
+        // the slow one: on a loaded machine an unpaced loop would overrun both.
+        // (Yielding, not waiting on the outbox: its wake-up belongs to the connection task.)
+        while healthy_handle.outbox.queued_bytes() > QUEUE / 2 {
+            tokio::task::yield_now().await;
+        }
         node.publish_json(CHANNEL, &json!({"p": payload}), None)
             .await
             .unwrap();
