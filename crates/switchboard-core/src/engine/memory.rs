@@ -156,11 +156,16 @@ impl MemoryEngine {
     pub fn housekeep(&self) {
         let now = Instant::now();
         for shard in &self.inner.streams {
-            shard.lock().retain(|_, s| {
+            let mut map = shard.lock();
+            map.retain(|_, s| {
                 let mut s = s.lock();
                 s.trim_expired(now);
                 s.alive(now)
             });
+            // `retain` never shrinks: give back the table of a burst of channels that is gone.
+            if map.capacity() > 4 * map.len() + 64 {
+                map.shrink_to_fit();
+            }
         }
         self.inner.presence.lock().retain(|_, m| {
             m.retain(|_, e| e.expires > now);
