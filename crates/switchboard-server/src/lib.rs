@@ -33,36 +33,39 @@
 //! # Ok(()) }
 //! ```
 
-pub mod access_log;
-pub mod api;
+mod access_log;
+mod api;
 pub mod config;
-pub mod demo;
-pub mod error;
-pub mod http;
-pub mod limits;
-pub mod metrics;
-pub mod poll;
-pub mod serve;
-pub mod sse;
-pub mod sse_raw;
-pub mod state;
-pub mod stream_query;
-pub mod tickets;
-pub mod tls;
-pub mod vectored;
-pub mod ws;
+mod demo;
+mod engine;
+mod error;
+mod http;
+mod limits;
+mod metrics;
+mod poll;
+mod serve;
+mod sse;
+mod sse_raw;
+mod state;
+mod stream_query;
+mod tickets;
+mod tls;
+mod vectored;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use switchboard_core::{Engine, MemoryEngine, Node};
+use switchboard_core::{Engine, Node};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, EngineKind, Loaded, Overrides, Settings};
+pub use config::{Config, EngineKind, Loaded, LogFormat, Overrides, Settings};
+pub use error::ApiError;
 pub use state::AppState;
+pub use tls::TlsError;
 
 /// Errors starting a server.
 #[derive(Debug, thiserror::Error)]
@@ -95,23 +98,20 @@ impl Switchboard {
     /// # Errors
     /// [`ServerError`] when the engine or node cannot start.
     pub async fn start(config: Config, development: bool) -> Result<Self, ServerError> {
-        let engine: Arc<dyn Engine> = match config.engine {
-            EngineKind::Memory => Arc::new(MemoryEngine::with_meta_ttl(config.meta_ttl)),
-            EngineKind::Redis => {
-                let rc = switchboard_redis::RedisConfig {
-                    url: config.redis_url.clone(),
-                    prefix: config.redis_prefix.clone(),
-                    cluster: config.redis_cluster,
-                    meta_ttl: config.meta_ttl,
-                    ..Default::default()
-                };
-                Arc::new(
-                    switchboard_redis::RedisEngine::connect(rc)
-                        .await
-                        .map_err(|e| ServerError::Engine(e.to_string()))?,
-                )
-            }
-        };
+        let engine = engine::build(&config).await?;
+        Self::start_with_engine(config, engine, development).await
+    }
+
+    /// Starts a node on an engine the application built (its own `Engine` implementation, or
+    /// one configured in code); `config.engine` and the Redis keys are ignored.
+    ///
+    /// # Errors
+    /// [`ServerError`] when the node cannot start.
+    pub async fn start_with_engine(
+        config: Config,
+        engine: Arc<dyn Engine>,
+        development: bool,
+    ) -> Result<Self, ServerError> {
         let engine = metrics::Instrumented::wrap(engine);
         let node = Node::start(config.node_config(), engine).await?;
         Ok(Self::with_node(node, config.settings(development)))
