@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::NodeConfig;
 use switchboard_core::config::{ClientConfig, JwtConfig, LimitsConfig, NamespaceConfig};
 
-use crate::limits::ConnectionLimits;
-
 /// Which engine backs the node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -333,6 +331,38 @@ impl Config {
             poll_max_timeout: self.poll_max_timeout,
             demo: self.demo.unwrap_or(development),
             connections: self.connections.clone(),
+        }
+    }
+}
+
+/// Connection limits (`[connections]` in the config file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// Long-lived connections on this node (0 = no limit). Keep below the process's open-file
+    /// limit so the node can still accept API calls.
+    pub max_connections: usize,
+    /// Per client IP (0 = no limit); bounds what one machine or NAT can take.
+    pub max_per_ip: usize,
+    /// Per user id from tickets/tokens checked at the handshake (0 = no limit).
+    pub max_per_user: usize,
+    /// Time allowed to send a request's headers (slowloris protection).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: std::time::Duration,
+    /// Kernel send buffer of each accepted socket, bytes (0 = the OS default). The default
+    /// grows up to `net.ipv4.tcp_wmem` max (4 MiB) for a client that stops reading, outside
+    /// the node's own queue limit; a cap bounds that kernel memory per connection.
+    pub send_buffer: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_per_ip: 20_000,
+            max_per_user: 1_000,
+            header_timeout: std::time::Duration::from_secs(10),
+            send_buffer: 0,
         }
     }
 }

@@ -30,6 +30,19 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     }
 }
 
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let body = crate::metrics::render(app.node.registry());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// `POST /auth/ticket`: exchanges a bearer token for a single-use connection ticket.
 pub async fn ticket(
     State(app): State<AppState>,

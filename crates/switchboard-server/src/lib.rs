@@ -151,7 +151,7 @@ impl Switchboard {
             .route("/cmd", post(http::command))
             .route("/health", get(http::health))
             .route("/ready", get(http::ready))
-            .route("/metrics", get(metrics::render))
+            .route("/metrics", get(http::metrics))
             .route("/sdk/switchboard.js", get(demo::sdk))
             .route(
                 "/api/openapi.json",

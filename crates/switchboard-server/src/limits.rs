@@ -16,47 +16,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::extract::ConnectInfo;
 use axum::http::Extensions;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use switchboard_protocol::ErrorCode;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConnectionLimits;
 use crate::error::ApiError;
-use crate::state::AppState;
 
-/// Connection limits (`[connections]` in the config file).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionLimits {
-    /// Long-lived connections on this node (0 = no limit). Keep below the process's open-file
-    /// limit so the node can still accept API calls.
-    pub max_connections: usize,
-    /// Per client IP (0 = no limit); bounds what one machine or NAT can take.
-    pub max_per_ip: usize,
-    /// Per user id from tickets/tokens checked at the handshake (0 = no limit).
-    pub max_per_user: usize,
-    /// Time allowed to send a request's headers (slowloris protection).
-    #[serde(with = "humantime_serde")]
-    pub header_timeout: std::time::Duration,
-    /// Kernel send buffer of each accepted socket, bytes (0 = the OS default). The default
-    /// grows up to `net.ipv4.tcp_wmem` max (4 MiB) for a client that stops reading, outside
-    /// the node's own queue limit; a cap bounds that kernel memory per connection.
-    pub send_buffer: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            max_connections: 100_000,
-            max_per_ip: 20_000,
-            max_per_user: 1_000,
-            header_timeout: std::time::Duration::from_secs(10),
-            send_buffer: 0,
-        }
-    }
-}
-
-/// Live counts.
-#[derive(Default)]
+/// The limits and the live counts.
 pub struct Admission {
+    limits: ConnectionLimits,
+    /// Cancelled when the node starts draining.
+    draining: CancellationToken,
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     per_user: Mutex<HashMap<String, usize>>,
@@ -91,21 +62,31 @@ fn dec<K: std::hash::Hash + Eq>(m: &mut HashMap<K, usize>, k: &K) {
 }
 
 impl Admission {
+    /// Admission under `limits`; refuses everyone once `draining` is cancelled.
+    pub fn new(limits: ConnectionLimits, draining: CancellationToken) -> Self {
+        Self {
+            limits,
+            draining,
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::default(),
+            per_user: Mutex::default(),
+        }
+    }
+
     /// Admits a connection or explains which limit it hit (HTTP 503/429 with JSON).
     ///
     /// # Errors
     /// `limit_exceeded` naming the limit.
     pub fn admit(
         self: &Arc<Self>,
-        app: &AppState,
         user: Option<&str>,
         ext: &Extensions,
     ) -> Result<ConnGuard, ApiError> {
-        let l = &app.settings.connections;
+        let l = &self.limits;
         let ip = ext
             .get::<ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        if app.node.shutdown_token().is_cancelled() {
+        if self.draining.is_cancelled() {
             // Sessions admitted now would only be told to reconnect again.
             return Err(unavailable("the node is draining; connect to another node"));
         }

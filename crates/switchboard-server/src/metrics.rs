@@ -10,9 +10,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use bytes::Bytes;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -21,8 +18,6 @@ use switchboard_core::engine::{
 };
 use switchboard_core::{Engine, EngineError};
 use switchboard_protocol::ClientInfo;
-
-use crate::state::AppState;
 
 /// TCP (or TLS) connections open on the listener, WebSocket ones included.
 pub const CONNECTIONS_OPEN: &str = "switchboard_connections_open";
@@ -139,22 +134,21 @@ fn describe() {
     counter!(core::DELIVERIES).increment(0);
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub async fn render(State(app): State<AppState>) -> impl IntoResponse {
+/// The Prometheus text of every metric, after refreshing the queue gauges from `registry`.
+pub fn render(registry: &switchboard_core::registry::Registry) -> String {
     let (mut total, mut max) = (0usize, 0usize);
-    app.node.registry().for_each(|s| {
+    registry.for_each(|s| {
         let b = s.outbox.queued_bytes();
         total += b;
         max = max.max(b);
     });
     gauge!(QUEUE_BYTES).set(total as f64);
     gauge!(QUEUE_BYTES_MAX).set(max as f64);
-    let body = HANDLE
+    HANDLE
         .get()
         .and_then(|h| h.as_ref())
         .map(PrometheusHandle::render)
-        .unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+        .unwrap_or_default()
 }
 
 /// Counts an open connection for as long as it lives.

@@ -5,7 +5,7 @@
 //! JSON as WebSocket pushes (shared bytes); only the `id:` line is per connection.
 //!
 //! Two ways to carry the stream: plain-TCP connections whose first request is `GET /sse` are
-//! taken over by [`crate::sse_raw`] (no HTTP machinery kept per stream: a few KiB per idle
+//! taken over by `sse_raw.rs` (no HTTP machinery kept per stream: a few KiB per idle
 //! stream); everything else (TLS, keep-alive reuse, embedding in another app) streams through
 //! hyper as a response body. Both share [`prepare`] and [`Renderer`].
 
@@ -178,7 +178,7 @@ pub async fn prepare(
     if let Some(p) = peer {
         ext.insert(ConnectInfo(p));
     }
-    let guard = app.limits.admit(app, Some(creds.user.as_str()), &ext)?;
+    let guard = app.limits.admit(Some(creds.user.as_str()), &ext)?;
     let mut session = node.session(Capabilities::SSE);
     let welcome = session.connect_with(creds.clone())?;
     let resumed = session.resume(&q.channels, cursor.as_ref()).await?;

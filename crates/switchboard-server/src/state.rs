@@ -27,11 +27,15 @@ impl AppState {
     /// Creates the state.
     pub fn new(node: Node, settings: Settings) -> Self {
         let tickets = Arc::new(Tickets::new(settings.ticket_ttl));
+        let limits = Arc::new(Admission::new(
+            settings.connections.clone(),
+            node.shutdown_token(),
+        ));
         Self {
             node,
             settings: Arc::new(settings),
             tickets,
-            limits: Arc::new(Admission::default()),
+            limits,
         }
     }
 

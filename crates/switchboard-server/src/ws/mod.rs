@@ -84,11 +84,10 @@ pub async fn handler(
         Some(Err(e)) => return e.into_response(),
         None => None,
     };
-    let guard = match app.limits.admit(
-        &app,
-        creds.as_ref().map(|c| c.user.as_str()),
-        req.extensions(),
-    ) {
+    let guard = match app
+        .limits
+        .admit(creds.as_ref().map(|c| c.user.as_str()), req.extensions())
+    {
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
