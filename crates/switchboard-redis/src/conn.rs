@@ -9,6 +9,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisFuture, Value};
 
+use switchboard_core::engine::EngineError;
+
 use crate::RedisConfig;
 
 /// Where pushes go: must never fail (redis-rs#1610), must never block.
@@ -198,5 +200,23 @@ impl SubConn {
                 .await
                 .map(drop),
         }
+    }
+}
+
+pub(crate) fn unavailable(e: &redis::RedisError) -> EngineError {
+    EngineError::Unavailable(format!("redis: {e}"))
+}
+
+/// Runs a command with `timeout`; failures and timeouts become `Unavailable`.
+pub(crate) async fn run<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(&e)),
+        Err(_) => Err(EngineError::Unavailable(format!(
+            "redis: no answer within {timeout:?}"
+        ))),
     }
 }

@@ -1,6 +1,5 @@
 //! `RedisEngine`: the [`Engine`] implementation.
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use redis::{PushInfo, RedisResult, Script, Value};
+use redis::{RedisResult, Value};
 use switchboard_core::engine::memory::new_epoch;
 use switchboard_core::engine::{
     Control, Engine, EngineError, EventSink, HistoryPage, HistoryQuery, NodeInfo, PublishOptions,
@@ -16,75 +15,21 @@ use switchboard_core::engine::{
 };
 use switchboard_protocol::{ClientInfo, StreamPosition};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
 
 use crate::RedisConfig;
 use crate::codec::{
     array_of, bad_reply, bytes_of, encode_control, encode_join_leave, int_of, parse_entry,
 };
-use crate::conn::{Conn, PushFn, SubConn, connect_commands, connect_pubsub};
+use crate::conn::{connect_commands, connect_pubsub};
+use crate::inner::{Inner, Scripts, make_push, millis, unavailable};
 use crate::keys::Keys;
-use crate::subscriber::{self, SubState};
-
-pub(crate) struct Scripts {
-    publish: Script,
-    history: Script,
-    presence_add: Script,
-    presence: Script,
-    presence_remove: Script,
-    nodes: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            publish: Script::new(include_str!("lua/publish.lua")),
-            history: Script::new(include_str!("lua/history.lua")),
-            presence_add: Script::new(include_str!("lua/presence_add.lua")),
-            presence: Script::new(include_str!("lua/presence.lua")),
-            presence_remove: Script::new(include_str!("lua/presence_remove.lua")),
-            nodes: Script::new(include_str!("lua/nodes.lua")),
-        }
-    }
-}
+use crate::subscriber;
+use crate::substate::SubState;
 
 /// The Redis engine. Cheap to clone; all clones share the connections.
 #[derive(Clone)]
 pub struct RedisEngine {
     pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) cfg: RedisConfig,
-    pub(crate) keys: Keys,
-    pub(crate) cmd: Conn,
-    sub: Mutex<SubConn>,
-    push_tx: mpsc::Sender<PushInfo>,
-    /// Random id of this engine instance (names its probe channels).
-    pub(crate) instance: String,
-    pub(crate) subs: Arc<SubState>,
-    pub(crate) sink: OnceLock<Arc<dyn EventSink>>,
-    push_rx: Mutex<Option<mpsc::Receiver<PushInfo>>>,
-    scripts: Scripts,
-    tasks: Mutex<Vec<AbortHandle>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for t in self.tasks.get_mut().drain(..) {
-            t.abort();
-        }
-    }
-}
-
-fn unavailable(e: &redis::RedisError) -> EngineError {
-    EngineError::Unavailable(format!("redis: {e}"))
-}
-
-/// Milliseconds, capped at about ten years so that Redis' expiry arithmetic cannot overflow.
-pub(crate) fn millis(d: Duration) -> u64 {
-    const MAX: u64 = 10 * 365 * 24 * 3600 * 1000;
-    u64::try_from(d.as_millis()).unwrap_or(MAX).min(MAX)
 }
 
 impl RedisEngine {
@@ -153,63 +98,6 @@ impl RedisEngine {
     }
 }
 
-/// The push callback: never fails and never blocks (redis-rs#1610). A full queue drops the
-/// push and flags a resync instead.
-fn make_push(tx: mpsc::Sender<PushInfo>, subs: Arc<SubState>) -> PushFn {
-    Box::new(move |info: PushInfo| {
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(info) {
-            subs.dropped.fetch_add(1, Ordering::Relaxed);
-            subs.overflow.store(true, Ordering::Release);
-        }
-        Ok(())
-    })
-}
-
-impl Inner {
-    /// The current pubsub connection.
-    pub(crate) fn sub(&self) -> SubConn {
-        self.sub.lock().clone()
-    }
-
-    /// Replaces the pubsub connection with a new one (which has no subscriptions yet).
-    pub(crate) async fn rebuild_sub(&self) -> Result<(), EngineError> {
-        let push = make_push(self.push_tx.clone(), self.subs.clone());
-        let new = self.run(connect_pubsub(&self.cfg, push)).await?;
-        *self.sub.lock() = new;
-        Ok(())
-    }
-
-    /// Runs a command with the command timeout; failures become `Unavailable`.
-    pub(crate) async fn run<T>(
-        &self,
-        fut: impl Future<Output = RedisResult<T>>,
-    ) -> Result<T, EngineError> {
-        match tokio::time::timeout(self.cfg.command_timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(unavailable(&e)),
-            Err(_) => Err(EngineError::Unavailable(format!(
-                "redis: no answer within {:?}",
-                self.cfg.command_timeout
-            ))),
-        }
-    }
-
-    fn publish_cmd(&self) -> &'static str {
-        if self.cfg.cluster {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        }
-    }
-
-    async fn publish_raw(&self, channel: &str, payload: Vec<u8>) -> Result<(), EngineError> {
-        let mut conn = self.cmd.clone();
-        let mut cmd = redis::cmd(self.publish_cmd());
-        cmd.arg(channel).arg(payload);
-        self.run(cmd.query_async::<()>(&mut conn)).await
-    }
-}
-
 fn parse_position(v: &[Value]) -> Option<StreamPosition> {
     let offset = u64::try_from(int_of(v.get(1)?)?).ok()?;
     let epoch = String::from_utf8(bytes_of(v.get(2)?.clone())?).ok()?;
@@ -241,7 +129,11 @@ impl Engine for RedisEngine {
             supervisor.abort_handle(),
             keepalive.abort_handle(),
         ]);
-        let mut names = inner.subs.probes.plan(inner, &inner.instance).await?;
+        let mut names = inner
+            .subs
+            .probes
+            .plan(&inner.cmd, &inner.cfg, &inner.instance)
+            .await?;
         names.push(inner.keys.control().to_owned());
         let mut sub = inner.sub();
         inner.run(sub.resubscribe(&names)).await?;

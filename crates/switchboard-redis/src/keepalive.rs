@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::engine::{Inner, millis};
+use crate::inner::{Inner, millis};
 
 /// Meta keys extended concurrently.
 const CHUNK: usize = 64;

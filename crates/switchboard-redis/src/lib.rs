@@ -18,10 +18,12 @@
 mod codec;
 mod conn;
 mod engine;
+mod inner;
 mod keepalive;
 mod keys;
 mod probe;
 mod subscriber;
+mod substate;
 
 use std::time::Duration;
 

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use parking_lot::Mutex;
 use redis::Value;
 
+use crate::RedisConfig;
 use crate::codec::{array_of, bytes_of, int_of};
-use crate::conn::Conn;
-use crate::engine::Inner;
+use crate::conn::{Conn, run};
 
 /// The hash slot of a key or channel (CRC16/XMODEM of the hash tag, mod 16384).
 pub(crate) fn slot(key: &[u8]) -> u16 {
@@ -90,15 +90,16 @@ impl Probes {
     /// server. Returns the new channel list.
     pub(crate) async fn plan(
         &self,
-        inner: &Inner,
+        cmd_conn: &Conn,
+        cfg: &RedisConfig,
         instance: &str,
     ) -> Result<Vec<String>, switchboard_core::engine::EngineError> {
-        let prefix = &inner.cfg.prefix;
-        let mut conn = inner.cmd.clone();
+        let prefix = &cfg.prefix;
+        let mut conn = cmd_conn.clone();
         let channels = if let Conn::Cluster(_) = conn {
             let mut cmd = redis::cmd("CLUSTER");
             cmd.arg("SLOTS");
-            let v: Value = inner.run(cmd.query_async(&mut conn)).await?;
+            let v: Value = run(cfg.command_timeout, cmd.query_async(&mut conn)).await?;
             let ranges = slot_ranges(v);
             let masters: Vec<&Vec<(u16, u16)>> = ranges.values().collect();
             let mut chosen: Vec<Option<String>> = vec![None; masters.len()];
@@ -126,16 +127,13 @@ impl Probes {
 
     /// Publishes a round to every probe and waits (up to `ping_interval`, at least 500 ms) until
     /// all of them came back. Used before telling the sink that the connection is back.
-    pub(crate) async fn verify(&self, inner: &Inner) -> bool {
+    pub(crate) async fn verify(&self, conn: &Conn, cfg: &RedisConfig) -> bool {
         self.reset();
-        if !self.check(inner).await {
+        if !self.check(conn, cfg).await {
             return false;
         }
         let channels = self.channels();
-        let wait = inner
-            .cfg
-            .ping_interval
-            .max(std::time::Duration::from_millis(500));
+        let wait = cfg.ping_interval.max(std::time::Duration::from_millis(500));
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             {
@@ -159,7 +157,7 @@ impl Probes {
 
     /// One check: returns `false` when the round sent two checks ago has not come back on
     /// every probe; otherwise publishes the next round.
-    pub(crate) async fn check(&self, inner: &Inner) -> bool {
+    pub(crate) async fn check(&self, cmd_conn: &Conn, cfg: &RedisConfig) -> bool {
         let channels = self.channels();
         if channels.is_empty() {
             return true;
@@ -180,17 +178,13 @@ impl Probes {
             *sent += 1;
             *sent
         };
-        let publish = if inner.cfg.cluster {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
+        let publish = if cfg.cluster { "SPUBLISH" } else { "PUBLISH" };
         for ch in channels {
-            let mut conn = inner.cmd.clone();
+            let mut conn = cmd_conn.clone();
             let mut cmd = redis::cmd(publish);
             cmd.arg(&ch).arg(round.to_string());
             // A failed publish shows up as a missing round at a later check.
-            let _ = inner.run(cmd.query_async::<()>(&mut conn)).await;
+            let _ = run(cfg.command_timeout, cmd.query_async::<()>(&mut conn)).await;
         }
         true
     }

@@ -16,66 +16,17 @@
 //! Only then is `EventSink::reconnected()` called, once per outage: the hub re-reads history for
 //! every channel, which covers whatever was published while deliveries were interrupted.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 use redis::{PushInfo, PushKind};
 use switchboard_core::engine::EngineError;
-use tokio::sync::{Notify, RwLock, mpsc};
+use tokio::sync::mpsc;
 
 use crate::codec::{ChannelEvent, bytes_of, decode_channel_event, decode_control};
-use crate::engine::Inner;
-
-/// Interest and connection health, shared with the push callback.
-#[derive(Default)]
-pub(crate) struct SubState {
-    /// Channels this node wants (switchboard names).
-    desired: Mutex<HashSet<String>>,
-    /// Channels whose UNSUBSCRIBE failed: retried after the next reconnect.
-    stale: Mutex<HashSet<String>>,
-    /// Subscribe/unsubscribe hold it shared; the stale cleanup exclusively.
-    interest: RwLock<()>,
-    /// Bumped on every loss (disconnection, failed ping, dropped push).
-    lost: AtomicU64,
-    /// The last `lost` value the sink was told about.
-    handled: AtomicU64,
-    lost_since: Mutex<Option<Instant>>,
-    pub(crate) overflow: AtomicBool,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    /// Delivery probes.
-    pub(crate) probes: crate::probe::Probes,
-    /// Consecutive failed liveness checks.
-    failed_checks: AtomicU32,
-    wake: Notify,
-}
-
-impl SubState {
-    fn mark_lost(&self, why: &str) {
-        let mut since = self.lost_since.lock();
-        if since.is_none() {
-            tracing::warn!(why, "redis pubsub connection lost");
-            *since = Some(Instant::now());
-        }
-        self.lost.fetch_add(1, Ordering::AcqRel);
-        drop(since);
-        self.wake.notify_one();
-    }
-
-    /// The channels this node is subscribed to.
-    pub(crate) fn desired_channels(&self) -> Vec<String> {
-        self.desired.lock().iter().cloned().collect()
-    }
-
-    /// Whether a loss has not been recovered yet.
-    pub(crate) fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire) != self.handled.load(Ordering::Acquire)
-    }
-}
+use crate::inner::Inner;
+use crate::substate::SubState;
 
 pub(crate) async fn subscribe(inner: &Inner, channel: &str) -> Result<(), EngineError> {
     let subs = &inner.subs;
@@ -218,7 +169,7 @@ async fn check(inner: &Inner) {
     }
     subs.failed_checks.store(0, Ordering::Release);
     if seen == subs.handled.load(Ordering::Acquire) {
-        if !subs.probes.check(inner).await {
+        if !subs.probes.check(&inner.cmd, &inner.cfg).await {
             subs.mark_lost("probe lost");
         }
         return;
@@ -240,7 +191,11 @@ async fn check(inner: &Inner) {
             .collect();
         names.push(inner.keys.control().to_owned());
         // The cluster's topology may have changed: choose the probes again.
-        match subs.probes.plan(inner, &inner.instance).await {
+        match subs
+            .probes
+            .plan(&inner.cmd, &inner.cfg, &inner.instance)
+            .await
+        {
             Ok(probes) => names.extend(probes),
             Err(e) => {
                 tracing::debug!(error = %e, "planning probes failed; retrying");
@@ -264,7 +219,7 @@ async fn check(inner: &Inner) {
         cleanup_stale(inner).await;
     }
     // Proof that every shard delivers again before the sink resynchronises.
-    if !subs.probes.verify(inner).await {
+    if !subs.probes.verify(&inner.cmd, &inner.cfg).await {
         return;
     }
     subs.handled.store(seen, Ordering::Release);
