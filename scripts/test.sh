@@ -16,6 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The SSE framing test reads a stream the way Python programs do (requests).
+python3 -c "import requests" 2>/dev/null || python3 -m pip install -q requests
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

@@ -2,7 +2,7 @@
 //!
 //! A plain-TCP connection whose first request is `GET /sse` never enters hyper: the accept loop
 //! peeks at it, this module reads and parses the request head (httparse), answers with a
-//! close-delimited `text/event-stream` response, and writes events straight to the socket with
+//! chunked `text/event-stream` response (close-delimited for HTTP/1.0), and writes events straight to the socket with
 //! vectored writes. Nothing HTTP-related stays allocated per stream, which is what keeps an
 //! idle stream at a few KiB instead of hyper's ~11 KiB per held connection.
 
@@ -60,17 +60,20 @@ async fn read_head(tcp: &mut TcpStream, timeout: Duration) -> Result<BytesMut, H
     }
 }
 
-fn parse(buf: &[u8]) -> Option<(Uri, HeaderMap)> {
+/// The request's URI, headers, and whether it is HTTP/1.1 (which gets a chunked response; an
+/// HTTP/1.0 client gets a close-delimited one).
+fn parse(buf: &[u8]) -> Option<(Uri, HeaderMap, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     req.parse(buf).ok()?;
+    let http11 = req.version? >= 1;
     let uri: Uri = req.path?.parse().ok()?;
     let mut map = HeaderMap::new();
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         map.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    Some((uri, map))
+    Some((uri, map, http11))
 }
 
 async fn write_error(tcp: &mut TcpStream, e: ApiError) {
@@ -127,7 +130,7 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
             return;
         }
     };
-    let Some((uri, headers)) = parse(&head) else {
+    let Some((uri, headers, chunked)) = parse(&head) else {
         write_error(&mut tcp, ApiError::bad_request("malformed request")).await;
         return;
     };
@@ -139,16 +142,49 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
             return;
         }
     };
-    run(tcp, p).await;
+    run(tcp, p, chunked).await;
 }
 
-async fn run(mut tcp: TcpStream, mut p: Prepared) {
+/// Chunked transfer coding (RFC 9112 §7.1): every event is its own chunk, so a client that
+/// reads in blocks (Python `requests`, `sseclient`) hands each event on as it arrives instead of
+/// waiting for more bytes.
+struct Framing {
+    chunked: bool,
+}
+
+const CRLF: &[u8] = b"\r\n";
+/// The last chunk.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+impl Framing {
+    /// Frames `segments` (one event each) in place.
+    fn frame(&self, segments: &mut Vec<Bytes>) {
+        if !self.chunked {
+            return;
+        }
+        let mut out = Vec::with_capacity(segments.len() * 3);
+        for s in segments.drain(..).filter(|s| !s.is_empty()) {
+            out.push(Bytes::from(format!("{:x}\r\n", s.len())));
+            out.push(s);
+            out.push(Bytes::from_static(CRLF));
+        }
+        *segments = out;
+    }
+}
+
+async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool) {
+    let framing = Framing { chunked };
     let mut status = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in HEADERS {
         status.push_str(&format!("{k}: {v}\r\n"));
     }
+    if chunked {
+        status.push_str("transfer-encoding: chunked\r\n");
+    }
     status.push_str("connection: close\r\n\r\n");
-    let mut segments = vec![Bytes::from(status), p.head.clone()];
+    let mut segments = vec![p.head.clone()];
+    framing.frame(&mut segments);
+    segments.insert(0, Bytes::from(status));
     let handle = p.session.handle().clone();
     let mut ok = crate::vectored::write_all(&mut tcp, &mut segments)
         .await
@@ -156,6 +192,7 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
     while ok {
         let mut batch = p.next_batch();
         if !batch.segments.is_empty() {
+            framing.frame(&mut batch.segments);
             ok = crate::vectored::write_all(&mut tcp, &mut batch.segments)
                 .await
                 .is_ok();
@@ -169,7 +206,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
         tokio::select! {
             _ = handle.outbox.wait() => {}
             _ = tokio::time::sleep(p.keepalive) => {
-                ok = tcp.write_all(PING).await.is_ok();
+                let mut ping = vec![Bytes::from_static(PING)];
+                framing.frame(&mut ping);
+                ok = crate::vectored::write_all(&mut tcp, &mut ping).await.is_ok();
             }
             // The client never sends after its request: readable means it closed (or broke
             // the protocol); either way the stream ends.
@@ -181,6 +220,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared) {
                 }
             }
         }
+    }
+    if ok && chunked {
+        let _ = tcp.write_all(LAST_CHUNK).await;
     }
     let _ = tcp.shutdown().await;
     p.session.close(None).await;

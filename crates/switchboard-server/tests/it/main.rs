@@ -13,4 +13,5 @@ mod poll;
 mod redis_harness;
 mod resume;
 mod sse;
+mod sse_framing;
 mod ws;
