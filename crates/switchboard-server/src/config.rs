@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_core::NodeConfig;
+
 use switchboard_core::config::{ClientConfig, JwtConfig, LimitsConfig, NamespaceConfig};
 
 /// Which engine backs the node.
@@ -81,6 +82,8 @@ pub struct Config {
     /// Serve the demo page, `/dev/token` and the demo ticker (default: on without a config
     /// file, off with one).
     pub demo: Option<bool>,
+    /// Cross-origin access for browsers (see `cors.rs`).
+    pub cors: CorsConfig,
     /// Token verification.
     pub jwt: JwtConfig,
     /// Session timings.
@@ -114,6 +117,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             drain_rate: 1000,
             demo: None,
+            cors: CorsConfig::default(),
             jwt: JwtConfig::default(),
             client: ClientConfig::default(),
             limits: LimitsConfig::default(),
@@ -202,6 +206,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("api_key", &REDACTED)
             .field("allowed_origins", &self.allowed_origins)
+            .field("cors", &self.cors)
             .field("ticket_ttl", &self.ticket_ttl)
             .field("sse_keepalive", &self.sse_keepalive)
             .field("poll_max_timeout", &self.poll_max_timeout)
@@ -304,6 +309,8 @@ pub struct Settings {
     pub demo: bool,
     /// Connection limits.
     pub connections: ConnectionLimits,
+    /// Cross-origin policy.
+    pub cors: CorsConfig,
 }
 
 impl Config {
@@ -331,8 +338,22 @@ impl Config {
             poll_max_timeout: self.poll_max_timeout,
             demo: self.demo.unwrap_or(development),
             connections: self.connections.clone(),
+            cors: self.cors.clone(),
         }
     }
+}
+
+/// `[cors]` in the config file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to read responses (exact match, e.g. `https://app.example.com`);
+    /// unset: the top-level `allowed_origins`. Empty: no cross-origin access.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Send `Access-Control-Allow-Credentials: true` (for cookie-based setups).
+    pub allow_credentials: bool,
+    /// Also allow the server API (`/api/...`) cross-origin. Off: the API is for backends.
+    pub api: bool,
 }
 
 /// Connection limits (`[connections]` in the config file).

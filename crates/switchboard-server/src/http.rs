@@ -1,8 +1,10 @@
 //! Small HTTP endpoints: health, readiness, metrics, tickets and HTTP commands.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use switchboard_core::Capabilities;
@@ -101,4 +103,40 @@ pub async fn command(State(app): State<AppState>, headers: HeaderMap, body: Byte
     }
     let (body, error) = session.execute(cmd.id, cmd.op).await;
     reply(error.map_or(StatusCode::OK, status_for), body)
+}
+
+/// The CORS middleware (policy in `cors.rs`).
+pub async fn cors(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let cors = &app.cors;
+    if !cors.covers(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let origin = cors.allowed(req.headers()).cloned();
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let h = res.headers_mut();
+        cors.apply(origin.as_ref(), h);
+        if origin.is_some() {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(crate::cors::METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(crate::cors::HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from(crate::cors::MAX_AGE.as_secs()),
+            );
+        }
+        return res;
+    }
+    let mut res = next.run(req).await;
+    cors.apply(origin.as_ref(), res.headers_mut());
+    res
 }

@@ -36,6 +36,7 @@
 mod access_log;
 mod api;
 pub mod config;
+mod cors;
 mod demo;
 mod engine;
 mod error;
@@ -62,7 +63,7 @@ use switchboard_core::{Engine, Node};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, EngineKind, Loaded, LogFormat, Overrides, Settings};
+pub use config::{Config, CorsConfig, EngineKind, Loaded, LogFormat, Overrides, Settings};
 pub use error::ApiError;
 pub use state::AppState;
 pub use tls::TlsError;
@@ -161,8 +162,12 @@ impl Switchboard {
         if self.state.settings.demo {
             r = r.merge(demo::router());
         }
-        r.layer(axum::middleware::from_fn(access_log::log))
-            .with_state(self.state.clone())
+        r.layer(axum::middleware::from_fn_with_state(
+            self.state.clone(),
+            http::cors,
+        ))
+        .layer(axum::middleware::from_fn(access_log::log))
+        .with_state(self.state.clone())
     }
 }
 

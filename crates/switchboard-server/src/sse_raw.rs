@@ -76,10 +76,11 @@ fn parse(buf: &[u8]) -> Option<(Uri, HeaderMap, bool)> {
     Some((uri, map, http11))
 }
 
-async fn write_error(tcp: &mut TcpStream, e: ApiError) {
+/// Writes an error response; `extra` holds header lines (CORS) to add.
+async fn write_error(tcp: &mut TcpStream, e: ApiError, extra: &str) {
     let body = serde_json::json!({ "error": e.error }).to_string();
     let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
         e.status.as_u16(),
         e.status.canonical_reason().unwrap_or(""),
         body.len()
@@ -126,23 +127,24 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
                 "{what} longer than {MAX_HEAD} bytes; tickets and cursors are far shorter"
             ));
             e.status = status;
-            write_error(&mut tcp, e).await;
+            write_error(&mut tcp, e, "").await;
             return;
         }
     };
     let Some((uri, headers, chunked)) = parse(&head) else {
-        write_error(&mut tcp, ApiError::bad_request("malformed request")).await;
+        write_error(&mut tcp, ApiError::bad_request("malformed request"), "").await;
         return;
     };
     drop(head);
+    let cors = app.cors.header_lines(&headers);
     let p = match prepare(&app, &uri, &headers, Some(peer)).await {
         Ok(p) => p,
         Err(e) => {
-            write_error(&mut tcp, e).await;
+            write_error(&mut tcp, e, &cors).await;
             return;
         }
     };
-    run(tcp, p, chunked).await;
+    run(tcp, p, chunked, cors).await;
 }
 
 /// Chunked transfer coding (RFC 9112 §7.1): every event is its own chunk, so a client that
@@ -172,7 +174,7 @@ impl Framing {
     }
 }
 
-async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool) {
+async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool, cors: String) {
     let framing = Framing { chunked };
     let mut status = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in HEADERS {
@@ -181,6 +183,9 @@ async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool) {
     if chunked {
         status.push_str("transfer-encoding: chunked\r\n");
     }
+    status.push_str(&cors);
+    // Nothing of the request stays with the stream.
+    drop(cors);
     status.push_str("connection: close\r\n\r\n");
     let mut segments = vec![p.head.clone()];
     framing.frame(&mut segments);

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, header};
 use switchboard_core::Node;
 
 use crate::config::Settings;
+use crate::cors::Cors;
 use crate::error::ApiError;
 use crate::limits::Admission;
 use crate::tickets::Tickets;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     /// Connection admission.
     pub limits: Arc<Admission>,
+    /// Cross-origin policy.
+    pub cors: Arc<Cors>,
 }
 
 impl AppState {
@@ -31,8 +34,10 @@ impl AppState {
             settings.connections.clone(),
             node.shutdown_token(),
         ));
+        let cors = Arc::new(Cors::new(&settings.cors, &settings.allowed_origins));
         Self {
             node,
+            cors,
             settings: Arc::new(settings),
             tickets,
             limits,
