@@ -32,7 +32,7 @@ pub struct Claims {
 }
 
 /// What a verified token grants.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Credentials {
     /// User id (empty for anonymous).
     pub user: String,

@@ -449,6 +449,37 @@ pub async fn presence_with_ttl(engine: Arc<dyn Engine>) {
     assert!(e.presence(&ch).await.unwrap().is_empty());
 }
 
+/// Single-use values: taken once, by one of many concurrent takers; gone after their TTL.
+pub async fn single_use_values(engine: Arc<dyn Engine>) {
+    let (e, _rec) = started(engine).await;
+    let key = channel("once");
+    e.put_once(&key, Bytes::from_static(b"v1"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let e = e.clone();
+            let key = key.clone();
+            tokio::spawn(async move { e.take_once(&key).await.unwrap() })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in takers {
+        got.extend(t.await.unwrap());
+    }
+    assert_eq!(got, vec![Bytes::from_static(b"v1")], "exactly one taker");
+    assert_eq!(e.take_once(&key).await.unwrap(), None);
+    assert_eq!(e.take_once(&channel("never")).await.unwrap(), None);
+
+    let short = channel("short");
+    e.put_once(&short, Bytes::from_static(b"x"), Duration::from_millis(100))
+        .await
+        .unwrap();
+    // Expiry is what is tested: let the TTL pass.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(e.take_once(&short).await.unwrap(), None, "expired");
+}
+
 /// Join/leave and control messages reach the sink; channels do not leak into each other.
 pub async fn events_reach_the_sink_and_channels_are_isolated(engine: Arc<dyn Engine>) {
     let (e, rec) = started(engine).await;
@@ -520,6 +551,7 @@ macro_rules! engine_conformance {
             idempotent_publish,
             presence_with_ttl,
             events_reach_the_sink_and_channels_are_isolated,
+            single_use_values,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

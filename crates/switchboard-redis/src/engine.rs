@@ -332,6 +332,27 @@ impl Engine for RedisEngine {
         Ok(nodes)
     }
 
+    async fn put_once(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        let mut conn = inner.cmd.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(inner.keys.once(key))
+            .arg(value.as_ref())
+            .arg("PX")
+            .arg(millis(ttl).max(1));
+        inner.run(cmd.query_async::<()>(&mut conn)).await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
+        let inner = &self.inner;
+        let mut conn = inner.cmd.clone();
+        // GETDEL is atomic: of concurrent takers on any nodes, one gets the value.
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(inner.keys.once(key));
+        let v: Option<Vec<u8>> = inner.run(cmd.query_async(&mut conn)).await?;
+        Ok(v.map(Bytes::from))
+    }
+
     async fn ready(&self) -> bool {
         let inner = &self.inner;
         let mut conn = inner.cmd.clone();

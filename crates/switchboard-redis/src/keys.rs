@@ -74,6 +74,12 @@ impl Keys {
             .strip_suffix("}:ps")
     }
 
+    /// A single-use value (ticket, SSE resume secret). Keyed by its own name, so values spread
+    /// over a cluster's slots.
+    pub(crate) fn once(&self, key: &str) -> String {
+        format!("{}:o:{{{key}}}", self.prefix)
+    }
+
     /// The node-wide control pubsub channel.
     pub(crate) fn control(&self) -> &str {
         &self.control

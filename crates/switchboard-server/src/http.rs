@@ -51,7 +51,7 @@ pub async fn ticket(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let creds = app.bearer(&headers)?;
-    let (ticket, expires_in) = app.tickets.issue(creds)?;
+    let (ticket, expires_in) = app.tickets.issue(creds).await?;
     Ok(Json(
         serde_json::json!({"ticket": ticket, "expires_in": expires_in}),
     ))

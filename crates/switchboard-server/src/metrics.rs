@@ -285,4 +285,12 @@ impl Engine for Instrumented {
     async fn ready(&self) -> bool {
         self.0.ready().await
     }
+
+    async fn put_once(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), EngineError> {
+        timed("put_once", self.0.put_once(key, value, ttl)).await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
+        timed("take_once", self.0.take_once(key)).await
+    }
 }

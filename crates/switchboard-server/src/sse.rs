@@ -82,7 +82,8 @@ impl Prepared {
     /// browser's automatic reconnect is refused.
     pub fn finish(&self, reason: Option<&Disconnect>) {
         if reason.is_some_and(|d| !d.reconnect) {
-            self.tickets.revoke_resume(&self.resume);
+            let (tickets, resume) = (self.tickets.clone(), self.resume.clone());
+            tokio::spawn(async move { tickets.revoke_resume(&resume).await });
         }
     }
 }
@@ -173,7 +174,7 @@ pub async fn prepare(
     )?;
     app.check_origin(headers)?;
     let cursor = q.cursor(headers)?;
-    let creds = q.credentials(app, headers)?;
+    let creds = q.credentials(app, headers).await?;
     let mut ext = Extensions::new();
     if let Some(p) = peer {
         ext.insert(ConnectInfo(p));
@@ -183,7 +184,7 @@ pub async fn prepare(
     let welcome = session.connect_with(creds.clone())?;
     let resumed = session.resume(&q.channels, cursor.as_ref()).await?;
     let (initial, reset) = (resumed.cursor, resumed.reset);
-    let resume = app.tickets.issue_resume(&creds);
+    let resume = app.tickets.issue_resume(&creds).await?;
     let mut head = BytesMut::new();
     // Jittered per connection, so a restart does not bring every browser back at once.
     let retry = 2000 + rand::random::<u64>() % 3000;

@@ -29,7 +29,7 @@ pub struct AppState {
 impl AppState {
     /// Creates the state.
     pub fn new(node: Node, settings: Settings) -> Self {
-        let tickets = Arc::new(Tickets::new(settings.ticket_ttl));
+        let tickets = Arc::new(Tickets::new(settings.ticket_ttl, node.engine().clone()));
         let limits = Arc::new(Admission::new(
             settings.connections.clone(),
             node.shutdown_token(),

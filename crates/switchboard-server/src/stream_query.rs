@@ -79,7 +79,7 @@ impl StreamQuery {
     ///
     /// # Errors
     /// 401 when neither is valid.
-    pub fn credentials(
+    pub async fn credentials(
         &self,
         app: &AppState,
         headers: &HeaderMap,
@@ -92,10 +92,10 @@ impl StreamQuery {
             .and_then(|id| id.split_once('.'))
             .map(|(_, secret)| secret);
         if let Some(secret) = resume {
-            return app.tickets.redeem_resume(secret);
+            return app.tickets.redeem_resume(secret).await;
         }
         match &self.ticket {
-            Some(t) => app.tickets.redeem(t),
+            Some(t) => app.tickets.redeem(t).await,
             None => app.bearer(headers),
         }
     }

@@ -105,9 +105,15 @@ struct Inner {
     streams: Vec<Mutex<StreamMap>>,
     presence: Mutex<HashMap<String, HashMap<String, PresenceEntry>>>,
     idempotency: Mutex<HashMap<(String, String), (PublishOutcome, Instant)>>,
+    /// Single-use values (tickets, resume secrets), bounded by [`MAX_ONCE`].
+    once: Mutex<HashMap<String, (Bytes, Instant)>>,
     hasher: std::collections::hash_map::RandomState,
     meta_ttl: Duration,
 }
+
+/// Most single-use values held at once: beyond it `put_once` fails (the server answers 429)
+/// rather than growing memory.
+pub const MAX_ONCE: usize = 200_000;
 
 impl Default for Inner {
     fn default() -> Self {
@@ -116,6 +122,7 @@ impl Default for Inner {
             streams: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             presence: Mutex::new(HashMap::new()),
             idempotency: Mutex::new(HashMap::new()),
+            once: Mutex::new(HashMap::new()),
             hasher: Default::default(),
             meta_ttl: DEFAULT_META_TTL,
         }
@@ -175,6 +182,7 @@ impl MemoryEngine {
             .idempotency
             .lock()
             .retain(|_, (_, exp)| *exp > now);
+        self.inner.once.lock().retain(|_, (_, exp)| *exp > now);
     }
 
     fn publish_locked(&self, channel: &str, data: Bytes, opts: &PublishOptions) -> PublishOutcome {
@@ -379,6 +387,26 @@ impl Engine for MemoryEngine {
 
     async fn ready(&self) -> bool {
         true
+    }
+
+    async fn put_once(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut once = self.inner.once.lock();
+        if once.len() >= MAX_ONCE {
+            once.retain(|_, (_, exp)| *exp > now);
+            if once.len() >= MAX_ONCE {
+                return Err(EngineError::Unavailable(
+                    "too many outstanding single-use values".into(),
+                ));
+            }
+        }
+        once.insert(key.to_owned(), (value, now + ttl));
+        Ok(())
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>, EngineError> {
+        let taken = self.inner.once.lock().remove(key);
+        Ok(taken.and_then(|(v, exp)| (exp > Instant::now()).then_some(v)))
     }
 }
 

@@ -17,6 +17,10 @@
 //!   it for the first local subscriber, [`Engine::unsubscribe`] after the last leaves; the hub
 //!   serializes the two per channel). The memory engine delivers to its single node regardless.
 //! - **Presence** entries expire after their TTL unless re-added.
+//! - **Single-use values** ([`Engine::put_once`], [`Engine::take_once`]: connection tickets,
+//!   SSE resume secrets) are visible to every node, expire after their TTL, and are handed out
+//!   at most once: of any number of concurrent `take_once` calls on any nodes, at most one
+//!   gets the value. (Memory: one map; Redis: `SET PX` and `GETDEL`.)
 //! - Delivery to the sink never blocks on slow clients: sinks only enqueue.
 //!
 //! The conformance suite in [`crate::conformance`] checks these rules; every engine runs it.
@@ -221,4 +225,17 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Whether the backend is reachable now (readiness).
     async fn ready(&self) -> bool;
+
+    /// Stores `value` under `key` for `ttl`, for one [`Engine::take_once`] on any node.
+    ///
+    /// # Errors
+    /// `Unavailable` on backend failure, or when the engine holds as many values as it may.
+    async fn put_once(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), EngineError>;
+
+    /// Removes and returns the value under `key`, if it is there and unexpired. Atomic across
+    /// nodes: a value is returned at most once.
+    ///
+    /// # Errors
+    /// `Unavailable` on backend failure.
+    async fn take_once(&self, key: &str) -> Result<Option<Bytes>, EngineError>;
 }

@@ -79,9 +79,11 @@ pub async fn handler(
     if let Err(e) = app.check_origin(headers) {
         return e.into_response();
     }
-    let creds = match q.ticket.as_deref().map(|t| app.tickets.redeem(t)) {
-        Some(Ok(c)) => Some(c),
-        Some(Err(e)) => return e.into_response(),
+    let creds = match q.ticket.as_deref() {
+        Some(t) => match app.tickets.redeem(t).await {
+            Ok(c) => Some(c),
+            Err(e) => return e.into_response(),
+        },
         None => None,
     };
     let guard = match app

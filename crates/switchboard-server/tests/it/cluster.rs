@@ -285,3 +285,73 @@ async fn clients_of_a_stopped_node_resume_on_another() {
         assert_eq!(got, [2, 3, 4]);
     }
 }
+
+/// Issue 10: a ticket minted on one node is accepted once on another (and refused everywhere
+/// after), and a bare EventSource whose node goes away resumes on the other node with its
+/// `Last-Event-ID`: no gap, no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_and_sse_resume_work_on_any_node() {
+    use crate::sse::Sse;
+    let redis = RedisServer::start(&ServerOpts::default());
+    let prefix = unique_prefix();
+    let a = node(&redis.url(), &prefix, "node-a").await;
+    let mut b = node(&redis.url(), &prefix, "node-b").await;
+    let t = token("roamer", &[], &[], 3600);
+    let ticket: serde_json::Value = a
+        .http
+        .post(format!("{}/auth/ticket", a.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let query = format!("channel=feed:roam&ticket={ticket}");
+
+    // Minted on A, redeemed on B.
+    let mut stream = Sse::open(&b, &query, None, None).await.unwrap();
+    stream.next_of("welcome").await;
+    // Replayed: refused on both nodes.
+    for n in [&a, &b] {
+        let (status, _) = Sse::open(n, &query, None, None).await.err().unwrap();
+        assert_eq!(status, 401);
+    }
+    for i in 1..=3 {
+        a.publish("feed:roam", json!({"n": i})).await;
+    }
+    let mut last_id = String::new();
+    for i in 1..=3 {
+        let e = stream.next_of("message").await;
+        assert_eq!(e.json()["data"]["n"], i);
+        last_id = e.id.unwrap();
+    }
+
+    // B goes away; the stream ends with a reconnect hint, as a browser would see it.
+    let running = b.running.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    assert_eq!(stream.next_of("disconnect").await.json()["code"], 4000);
+    stopping.await.unwrap();
+    for i in 4..=5 {
+        a.publish("feed:roam", json!({"n": i})).await;
+    }
+    // The browser's automatic reconnect: same URL (its used ticket), plus Last-Event-ID.
+    let mut resumed = Sse::open(&a, &query, None, Some(&last_id)).await.unwrap();
+    resumed.next_of("welcome").await;
+    for i in 4..=5 {
+        assert_eq!(resumed.next_of("message").await.json()["data"]["n"], i);
+    }
+    a.publish("feed:roam", json!({"n": 6})).await;
+    assert_eq!(
+        resumed.next_of("message").await.json()["data"]["n"],
+        6,
+        "no duplicate, no gap"
+    );
+    // The resume secret was single-use too.
+    let (status, _) = Sse::open(&a, &query, None, Some(&last_id))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 401);
+}
