@@ -92,7 +92,8 @@ async fn write_error(tcp: &mut TcpStream, e: ApiError, extra: &str) {
     // which can destroy the response before the client reads it. Read and drop what the client
     // is still sending, bounded in bytes and time.
     let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would sit inline in every held stream's task future.
+        let mut sink = vec![0u8; 4096];
         let mut left = LINGER_BYTES;
         while left > 0 {
             match tcp.read(&mut sink).await {
@@ -137,7 +138,9 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
     };
     drop(head);
     let cors = app.cors.header_lines(&headers);
-    let p = match prepare(&app, &uri, &headers, Some(peer)).await {
+    // Boxed: the preparation (auth, subscribe with recovery, engine calls) is a large future
+    // that must not stay inline in the held stream's task for as long as the stream lives.
+    let p = match Box::pin(prepare(&app, &uri, &headers, Some(peer))).await {
         Ok(p) => p,
         Err(e) => {
             write_error(&mut tcp, e, &cors).await;
