@@ -68,7 +68,8 @@ impl Prepared {
             self.renderer.render(item, &mut segments);
         }
         if let Some(d) = &closed {
-            segments.push(Renderer::disconnect(d, handle.reconnect_delay_ms()));
+            let bye = Renderer::disconnect(d, handle.reconnect_delay_ms());
+            segments.push(self.renderer.frame(bye));
             self.finish(Some(d));
         }
         Batch {
@@ -90,6 +91,8 @@ impl Prepared {
 
 /// Renders outbox items as SSE events, keeping the stream's cursor.
 pub struct Renderer {
+    /// Frame each event as an HTTP/1.1 chunk (the taken-over path; hyper chunks by itself).
+    pub chunked: bool,
     cursor: Cursor,
     /// `.<resume secret>` appended to every id (see [`crate::tickets::Tickets::issue_resume`]).
     suffix: String,
@@ -118,15 +121,32 @@ fn event_bytes(event: Option<&str>, id: Option<&str>, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// `bytes` as one HTTP/1.1 chunk (RFC 9112 §7.1): hex length, CRLF, data, CRLF.
+pub fn chunk(bytes: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(bytes.len() + 12);
+    out.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+/// Room kept in front of an event for its chunk header (six hex digits and CRLF: events up to
+/// 16 MiB, far above the message size limit).
+const CHUNK_HEAD: usize = 8;
+
 impl Renderer {
-    /// Appends the byte segments of `item` to `out`. A publication is three shared segments and
-    /// one small per-stream `id:` line.
+    /// Appends the byte segments of `item` to `out`: one buffer per event, with this stream's
+    /// `id:` line and the publication's shared JSON (and, on a chunked stream, its chunk framing
+    /// in the same buffer).
     pub fn render(&mut self, item: Outbound, out: &mut Vec<Bytes>) {
-        match item {
+        let ev = match item {
             Outbound::Pub(p) => {
-                // One buffer per event: `id:` line (this stream's cursor), then the shared JSON.
                 self.cursor.advance(&p.channel, p.offset, &p.epoch);
-                let mut ev = Vec::with_capacity(48 + self.suffix.len() + p.json.len());
+                let mut ev =
+                    Vec::with_capacity(CHUNK_HEAD + 48 + self.suffix.len() + p.json.len() + 2);
+                if self.chunked {
+                    ev.resize(CHUNK_HEAD, 0);
+                }
                 ev.extend_from_slice(b"id: ");
                 self.cursor.encode_to(&mut ev);
                 ev.extend_from_slice(self.suffix.as_bytes());
@@ -134,16 +154,37 @@ impl Renderer {
                 ev.extend_from_slice(DATA);
                 ev.extend_from_slice(&p.json);
                 ev.extend_from_slice(END);
-                out.push(Bytes::from(ev));
+                if !self.chunked {
+                    out.push(Bytes::from(ev));
+                    return;
+                }
+                // Write the chunk header right-aligned into the room kept for it.
+                let len = ev.len() - CHUNK_HEAD;
+                let head = format!("{len:x}\r\n");
+                let Some(start) = CHUNK_HEAD.checked_sub(head.len()) else {
+                    // Larger than the room kept (a message size limit above 16 MiB): copy.
+                    out.push(chunk(&ev[CHUNK_HEAD..]));
+                    return;
+                };
+                ev[start..CHUNK_HEAD].copy_from_slice(head.as_bytes());
+                ev.extend_from_slice(b"\r\n");
+                out.push(Bytes::from(ev).slice(start..));
+                return;
             }
-            Outbound::Event(EventKind::Join, b) => out.push(event_bytes(Some("join"), None, &b)),
-            Outbound::Event(EventKind::Leave, b) => out.push(event_bytes(Some("leave"), None, &b)),
+            Outbound::Event(EventKind::Join, b) => event_bytes(Some("join"), None, &b),
+            Outbound::Event(EventKind::Leave, b) => event_bytes(Some("leave"), None, &b),
             Outbound::Event(EventKind::Reset, b) => {
-                out.push(event_bytes(Some("reset"), Some(&self.id()), &b))
+                event_bytes(Some("reset"), Some(&self.id()), &b)
             }
-            Outbound::Event(_, _) => {}
-            Outbound::Ping => out.push(Bytes::from_static(PING)),
-        }
+            Outbound::Event(_, _) => return,
+            Outbound::Ping => Bytes::from_static(PING),
+        };
+        out.push(self.frame(ev));
+    }
+
+    /// Frames a whole event for this stream (a chunk, on a chunked stream).
+    pub fn frame(&self, event: Bytes) -> Bytes {
+        if self.chunked { chunk(&event) } else { event }
     }
 
     fn id(&self) -> String {
@@ -209,6 +250,7 @@ pub async fn prepare(
         session,
         head: head.freeze(),
         renderer: Renderer {
+            chunked: false,
             cursor: initial,
             suffix: format!(".{resume}"),
         },

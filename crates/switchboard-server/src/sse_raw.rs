@@ -150,35 +150,14 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
     run(tcp, p, chunked, cors).await;
 }
 
-/// Chunked transfer coding (RFC 9112 §7.1): every event is its own chunk, so a client that
-/// reads in blocks (Python `requests`, `sseclient`) hands each event on as it arrives instead of
-/// waiting for more bytes.
-struct Framing {
-    chunked: bool,
-}
-
-const CRLF: &[u8] = b"\r\n";
-/// The last chunk.
+/// The last chunk of a chunked stream.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-impl Framing {
-    /// Frames `segments` (one event each) in place.
-    fn frame(&self, segments: &mut Vec<Bytes>) {
-        if !self.chunked {
-            return;
-        }
-        let mut out = Vec::with_capacity(segments.len() * 3);
-        for s in segments.drain(..).filter(|s| !s.is_empty()) {
-            out.push(Bytes::from(format!("{:x}\r\n", s.len())));
-            out.push(s);
-            out.push(Bytes::from_static(CRLF));
-        }
-        *segments = out;
-    }
-}
-
+/// Streams `p`: chunked transfer coding (RFC 9112 §7.1) on HTTP/1.1, every event its own
+/// chunk, so a client that reads in blocks (Python `requests`, `sseclient`) hands each event on
+/// as it arrives instead of waiting for more bytes; close-delimited for HTTP/1.0.
 async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool, cors: String) {
-    let framing = Framing { chunked };
+    p.renderer.chunked = chunked;
     let mut status = String::from("HTTP/1.1 200 OK\r\n");
     for (k, v) in HEADERS {
         status.push_str(&format!("{k}: {v}\r\n"));
@@ -190,9 +169,7 @@ async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool, cors: String) {
     // Nothing of the request stays with the stream.
     drop(cors);
     status.push_str("connection: close\r\n\r\n");
-    let mut segments = vec![p.head.clone()];
-    framing.frame(&mut segments);
-    segments.insert(0, Bytes::from(status));
+    let mut segments = vec![Bytes::from(status), p.renderer.frame(p.head.clone())];
     let handle = p.session.handle().clone();
     let mut ok = crate::vectored::write_all(&mut tcp, &mut segments)
         .await
@@ -200,7 +177,6 @@ async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool, cors: String) {
     while ok {
         let mut batch = p.next_batch();
         if !batch.segments.is_empty() {
-            framing.frame(&mut batch.segments);
             ok = crate::vectored::write_all(&mut tcp, &mut batch.segments)
                 .await
                 .is_ok();
@@ -214,9 +190,8 @@ async fn run(mut tcp: TcpStream, mut p: Prepared, chunked: bool, cors: String) {
         tokio::select! {
             _ = handle.outbox.wait() => {}
             _ = tokio::time::sleep(p.keepalive) => {
-                let mut ping = vec![Bytes::from_static(PING)];
-                framing.frame(&mut ping);
-                ok = crate::vectored::write_all(&mut tcp, &mut ping).await.is_ok();
+                let ping = p.renderer.frame(Bytes::from_static(PING));
+                ok = tcp.write_all(&ping).await.is_ok();
             }
             // The client never sends after its request: readable means it closed (or broke
             // the protocol); either way the stream ends.
