@@ -41,12 +41,19 @@ struct Nginx {
 impl Nginx {
     /// Starts nginx with the documented config pointed at `upstream`.
     async fn start(upstream: std::net::SocketAddr) -> Nginx {
+        Self::start_many(&[upstream]).await
+    }
+
+    /// The documented config with every node of `upstreams` in the `upstream` block
+    /// (round-robin, no sticky sessions).
+    async fn start_many(upstreams: &[std::net::SocketAddr]) -> Nginx {
         let dir = super::temp_dir("nginx");
         let port = super::free_port();
+        let servers: Vec<String> = upstreams.iter().map(|u| format!("server {u};")).collect();
         let site = documented_config()
-            .replace("server 127.0.0.1:8000;", &format!("server {upstream};"))
+            .replace("server 127.0.0.1:8000;", &servers.join("\n    "))
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-        assert!(site.contains(&upstream.to_string()) && site.contains(&port.to_string()));
+        assert!(site.contains(&upstreams[0].to_string()) && site.contains(&port.to_string()));
         let d = dir.display();
         // One process (no master/worker split): nothing to switch users for, and killing the
         // child stops everything. Every path nginx writes stays inside the temp dir.
@@ -245,4 +252,99 @@ async fn websocket_sse_and_poll_work_through_the_documented_nginx_config() {
     publish(2).await;
     assert_eq!(ws.push("pub").await["data"]["n"], 2);
     assert_eq!(sse.next().await.1["data"]["n"], 2);
+}
+
+/// Issue 10: two nodes on Redis behind the documented nginx config, round-robin, no sticky
+/// sessions. Tickets work whichever node mints or redeems them, a replay is refused on every
+/// node, and an SSE client whose node is stopped resumes through nginx on the other one with
+/// its `Last-Event-ID`: no gap, no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_behind_round_robin_nginx_share_tickets_and_resume() {
+    use crate::redis_harness::{RedisServer, ServerOpts, unique_prefix};
+    use crate::sse::Sse;
+    let redis = RedisServer::start(&ServerOpts::default());
+    let prefix = unique_prefix();
+    let node = |name: &'static str| {
+        let (url, prefix) = (redis.url(), prefix.clone());
+        TestServer::with(move |c| {
+            c.engine = switchboard_server::EngineKind::Redis;
+            c.redis_url = url;
+            c.redis_prefix = prefix;
+            c.name = name.into();
+        })
+    };
+    let mut nodes = vec![node("node-a").await, node("node-b").await];
+    let addrs: Vec<_> = nodes.iter().map(|n| n.running().addr).collect();
+    let nginx = Nginx::start_many(&addrs).await;
+    // The SSE client talks to nginx only.
+    let front = TestServer {
+        running: None,
+        base: nginx.base(),
+        http: reqwest::Client::new(),
+    };
+    let t = token("lb", &[], &[], 3600);
+    let mint = || async {
+        let r: Value = front
+            .http
+            .post(format!("{}/auth/ticket", front.base))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["ticket"].as_str().unwrap().to_owned()
+    };
+    // Several tickets, each minted and redeemed on whichever node nginx picks: all accepted.
+    for _ in 0..4 {
+        let q = format!("channel=feed:lb&ticket={}", mint().await);
+        let mut s = Sse::open(&front, &q, None, None)
+            .await
+            .expect("ticket accepted");
+        s.next_of("welcome").await;
+    }
+    let query = format!("channel=feed:lb&ticket={}", mint().await);
+    let mut stream = Sse::open(&front, &query, None, None).await.unwrap();
+    let welcome = stream.next_of("welcome").await.json();
+    // A replay, twice (round-robin reaches both nodes): refused.
+    for _ in 0..2 {
+        let (status, _) = Sse::open(&front, &query, None, None).await.err().unwrap();
+        assert_eq!(status, 401);
+    }
+    for i in 1..=3 {
+        nodes[0].publish("feed:lb", json!({"n": i})).await;
+    }
+    let mut last_id = String::new();
+    for i in 1..=3 {
+        let e = stream.next_of("message").await;
+        assert_eq!(e.json()["data"]["n"], i);
+        last_id = e.id.unwrap();
+    }
+    // Stop the node that holds the stream; the other one keeps serving.
+    let holder = usize::from(welcome["client"].as_str().unwrap().starts_with("node-b"));
+    let survivor = 1 - holder;
+    let running = nodes[holder].running.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    assert_eq!(stream.next_of("disconnect").await.json()["code"], 4000);
+    stopping.await.unwrap();
+    for i in 4..=5 {
+        nodes[survivor].publish("feed:lb", json!({"n": i})).await;
+    }
+    // The browser's reconnect through nginx (the stopped node refuses, nginx uses the other).
+    let mut resumed = Sse::open(&front, &query, None, Some(&last_id))
+        .await
+        .unwrap();
+    let again = resumed.next_of("welcome").await.json();
+    assert!(
+        again["client"]
+            .as_str()
+            .unwrap()
+            .starts_with(["node-a", "node-b"][survivor])
+    );
+    for i in 4..=5 {
+        assert_eq!(resumed.next_of("message").await.json()["data"]["n"], i);
+    }
+    nodes[survivor].publish("feed:lb", json!({"n": 6})).await;
+    assert_eq!(resumed.next_of("message").await.json()["data"]["n"], 6);
 }
