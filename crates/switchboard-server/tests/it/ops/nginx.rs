@@ -273,7 +273,7 @@ async fn two_nodes_behind_round_robin_nginx_share_tickets_and_resume() {
             c.name = name.into();
         })
     };
-    let mut nodes = vec![node("node-a").await, node("node-b").await];
+    let mut nodes = [node("node-a").await, node("node-b").await];
     let addrs: Vec<_> = nodes.iter().map(|n| n.running().addr).collect();
     let nginx = Nginx::start_many(&addrs).await;
     // The SSE client talks to nginx only.
