@@ -10,12 +10,15 @@
 //! A client that sends a partial request line and stalls is disconnected after it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -173,25 +176,55 @@ async fn serve_conn<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    // Set by the first request: until then `header_timeout` bounds the connection, which also
+    // covers the protocol detection (hyper-util reads the HTTP/2 preface without a timer).
+    let started = Arc::new(AtomicBool::new(false));
+    let first = started.clone();
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        first.store(true, Ordering::Relaxed);
         req.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(req)
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    // HTTP/1.1, or HTTP/2 when the client opens with its preface: negotiated by ALPN on TLS,
+    // prior knowledge (h2c) on plain TCP, as proxies and CDNs speak it to their origins.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(io, svc)
-        .with_upgrades();
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Idle HTTP/2 connections are probed like WebSockets, so dead peers do not pile up.
+        .keep_alive_interval(Duration::from_secs(25))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let first_deadline = tokio::time::Instant::now() + header_timeout;
+    let mut waiting_first = true;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = tokio::time::sleep_until(first_deadline), if waiting_first => {
+                if started.load(Ordering::Relaxed) {
+                    waiting_first = false;
+                    continue;
+                }
+                m::header_timeout();
+                tracing::debug!(%peer, "no request within the header timeout; connection closed");
+                return;
+            }
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
         }
     };
     if let Err(e) = result {
-        if e.is_timeout() {
+        let timeout = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout);
+        if timeout {
             m::header_timeout();
             tracing::debug!(%peer, "request head not received in time; connection closed");
         } else {

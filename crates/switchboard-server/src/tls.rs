@@ -70,7 +70,8 @@ impl Tls {
             .map_err(|e| TlsError::Key(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 first: many streams (SSE tabs, polls, commands) share one connection.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             resolver,
             cert: cert.into(),

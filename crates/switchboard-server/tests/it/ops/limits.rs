@@ -134,8 +134,9 @@ async fn slowloris_clients_are_disconnected_after_the_header_timeout() {
     let s = TestServer::with(|c| c.connections.header_timeout = timeout).await;
     let addr = s.running().addr;
     // A partial request line, then nothing; a connection that never sends a byte; a partial
-    // SSE request (the accept loop peeks at SSE requests before hyper sees them).
-    let partials: [&[u8]; 3] = [b"GET /hea", b"", b"GET /sse?chan"];
+    // SSE request (the accept loop peeks at SSE requests before hyper sees them); a partial
+    // HTTP/2 preface (protocol detection has no timer of its own).
+    let partials: [&[u8]; 4] = [b"GET /hea", b"", b"GET /sse?chan", b"PRI * HTTP/2.0\r\n"];
     let mut tasks = Vec::new();
     for p in partials {
         tasks.push(tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Production readiness: TLS, limits, slow consumers, drain, reverse proxy, observability.
 
 mod drain;
+mod http2;
 mod limits;
 mod nginx;
 mod observability;

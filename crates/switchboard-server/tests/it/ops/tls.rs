@@ -191,3 +191,29 @@ async fn https_and_wss_verify_and_a_reload_keeps_sessions_while_new_handshakes_g
     assert_eq!(shown, second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 10: HTTP/2 negotiated by ALPN over TLS. Ten SSE streams, a poll, a command, a ticket
+/// and a publish share one connection, and every stream receives.
+#[tokio::test]
+async fn http2_over_tls_multiplexes_sse_streams_and_requests() {
+    let dir = super::temp_dir("h2");
+    let ca = Ca::new();
+    let (cert, key, _) = ca.issue("h2", &dir);
+    let s = TestServer::with(|c| {
+        c.tls_cert = Some(cert.clone());
+        c.tls_key = Some(key.clone());
+    })
+    .await;
+    let addr = s.running().addr;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let front = TestServer {
+        running: None,
+        base: format!("https://localhost:{}", addr.port()),
+        http: client,
+    };
+    super::http2::multiplexed_session(&front, &s).await;
+}
