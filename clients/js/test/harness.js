@@ -141,7 +141,7 @@ export async function apiPublish(node, channel, data) {
   return JSON.parse(body);
 }
 
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}`);
   return chromium.launch({
     executablePath: CHROMIUM,
@@ -154,6 +154,7 @@ export async function launchBrowser() {
       '--no-first-run',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
