@@ -297,17 +297,7 @@ async fn tickets_and_sse_resume_work_on_any_node() {
     let a = node(&redis.url(), &prefix, "node-a").await;
     let mut b = node(&redis.url(), &prefix, "node-b").await;
     let t = token("roamer", &[], &[], 3600);
-    let ticket: serde_json::Value = a
-        .http
-        .post(format!("{}/auth/ticket", a.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let ticket = a.ticket(&t).await;
     let query = format!("channel=feed:roam&ticket={ticket}");
 
     // Minted on A, redeemed on B.

@@ -92,16 +92,7 @@ async fn data_at_the_limit_reaches_every_transport_and_history() {
         .await
         .unwrap();
     sse.next_of("welcome").await;
-    let first: Value = s
-        .http
-        .get(format!("{}/poll?channel=chat:deep", s.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = s.get_json("/poll?channel=chat:deep", &t).await;
     let cursor = first["cursor"].as_str().unwrap().to_owned();
 
     let (st, body) = rest_publish(&s, "chat:deep", &data).await;

@@ -122,6 +122,34 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET path` with a bearer token, as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A connection ticket for `token` (`POST /auth/ticket`).
+    pub async fn ticket(&self, token: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/auth/ticket", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["ticket"].as_str().expect("a ticket").to_owned()
+    }
+
     pub async fn publish(&self, channel: &str, data: Value) -> Value {
         let (status, body) = self
             .api("/api/publish", json!({"channel": channel, "data": data}))

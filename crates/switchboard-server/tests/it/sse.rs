@@ -216,17 +216,7 @@ async fn bad_cursors_and_requests_get_400_or_401() {
 async fn tickets_are_single_use_and_stream_ends_at_expiry() {
     let s = TestServer::start().await;
     let t = token("s4", &[], &[], 2);
-    let r: Value = s
-        .http
-        .post(format!("{}/auth/ticket", s.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ticket = r["ticket"].as_str().unwrap();
+    let ticket = s.ticket(&t).await;
     let mut sse = Sse::open(&s, &format!("channel=chat:t&ticket={ticket}"), None, None)
         .await
         .unwrap();

@@ -43,16 +43,7 @@ pub async fn multiplexed_session(front: &TestServer, node: &TestServer) {
         (r.version(), r.status().as_u16()),
         (reqwest::Version::HTTP_2, 200)
     );
-    let first: Value = front
-        .http
-        .get(format!("{}/poll?channel=feed:h2", front.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = front.get_json("/poll?channel=feed:h2", &t).await;
     let r = front
         .http
         .post(format!("{}/api/publish", front.base))
@@ -68,20 +59,10 @@ pub async fn multiplexed_session(front: &TestServer, node: &TestServer) {
     for s in &mut streams {
         assert_eq!(s.next_of("message").await.json()["data"]["n"], 1);
     }
-    let polled: Value = front
-        .http
-        .get(format!(
-            "{}/poll?channel=feed:h2&since={}",
-            front.base,
-            first["cursor"].as_str().unwrap()
-        ))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let since = first["cursor"].as_str().unwrap();
+    let polled = front
+        .get_json(&format!("/poll?channel=feed:h2&since={since}"), &t)
+        .await;
     assert_eq!(polled["publications"][0]["data"]["n"], 1);
     let r = front
         .http

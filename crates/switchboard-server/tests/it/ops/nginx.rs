@@ -283,19 +283,7 @@ async fn two_nodes_behind_round_robin_nginx_share_tickets_and_resume() {
         http: reqwest::Client::new(),
     };
     let t = token("lb", &[], &[], 3600);
-    let mint = || async {
-        let r: Value = front
-            .http
-            .post(format!("{}/auth/ticket", front.base))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["ticket"].as_str().unwrap().to_owned()
-    };
+    let mint = || front.ticket(&t);
     // Several tickets, each minted and redeemed on whichever node nginx picks: all accepted.
     for _ in 0..4 {
         let q = format!("channel=feed:lb&ticket={}", mint().await);
