@@ -3,7 +3,7 @@
 // not allow is refused on every transport.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Node, apiPublish, installClient, launchBrowser, mintToken, openSdkPage, until } from './harness.js';
+import { Node, apiPublish, blockWebSocket, installClient, launchBrowser, mintToken, openSdkPage, until } from './harness.js';
 
 let app; // serves the application's pages (its own origin)
 let evil; // another origin, not allowed
@@ -24,23 +24,6 @@ after(async () => {
   await browser?.close();
   for (const n of [rt, app, evil]) await n?.stop();
 });
-
-const blockWebSocket = () => {
-  window.WebSocket = class BlockedWebSocket {
-    constructor() {
-      this.readyState = 0;
-      setTimeout(() => {
-        this.readyState = 3;
-        this.onerror?.(new Event('error'));
-        this.onclose?.({ code: 1006, reason: '', wasClean: false });
-      }, 5);
-    }
-    send() {
-      throw new Error('not open');
-    }
-    close() {}
-  };
-};
 
 for (const [transport, initScript] of [
   ['websocket', undefined],

@@ -1,7 +1,7 @@
 // WebSocket blocked: the SDK falls back to SSE for receiving and POST /cmd for commands.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Node, apiPublish, installClient, launchBrowser, openSdkPage } from './harness.js';
+import { Node, apiPublish, blockWebSocket, installClient, launchBrowser, openSdkPage } from './harness.js';
 
 let node;
 let browser;
@@ -15,31 +15,6 @@ after(async () => {
   await browser?.close();
   await node?.stop();
 });
-
-// A WebSocket that can never open, as behind a proxy that refuses upgrades.
-const blockWebSocket = () => {
-  window.__wsAttempts = 0;
-  window.WebSocket = class BlockedWebSocket {
-    static CONNECTING = 0;
-    static OPEN = 1;
-    static CLOSING = 2;
-    static CLOSED = 3;
-    constructor(url) {
-      window.__wsAttempts++;
-      this.url = url;
-      this.readyState = 0;
-      setTimeout(() => {
-        this.readyState = 3;
-        this.onerror?.(new Event('error'));
-        this.onclose?.({ code: 1006, reason: '', wasClean: false });
-      }, 5);
-    }
-    send() {
-      throw new Error('not open');
-    }
-    close() {}
-  };
-};
 
 test('falls back to SSE, receives, resumes and publishes over /cmd', async () => {
   const context = await browser.newContext();

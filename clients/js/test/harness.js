@@ -236,4 +236,33 @@ export async function installClient(page, { wsUrl, channel, options = {} }) {
   );
 }
 
+/**
+ * An init script for `openSdkPage`: a WebSocket that can never open, as behind a proxy that
+ * refuses upgrades.
+ * Counts attempts in `window.__wsAttempts`.
+ */
+export const blockWebSocket = () => {
+  window.__wsAttempts = 0;
+  window.WebSocket = class BlockedWebSocket {
+    static CONNECTING = 0;
+    static OPEN = 1;
+    static CLOSING = 2;
+    static CLOSED = 3;
+    constructor(url) {
+      window.__wsAttempts++;
+      this.url = url;
+      this.readyState = 0;
+      setTimeout(() => {
+        this.readyState = 3;
+        this.onerror?.(new Event('error'));
+        this.onclose?.({ code: 1006, reason: '', wasClean: false });
+      }, 5);
+    }
+    send() {
+      throw new Error('not open');
+    }
+    close() {}
+  };
+};
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -113,18 +113,22 @@ async fn responses_carry_the_origin_on_every_browser_facing_path() {
     assert_eq!(acao(&r).as_deref(), Some(APP));
 }
 
-#[tokio::test]
-async fn the_server_api_stays_server_to_server_unless_configured() {
-    let s = server().await;
-    let r = s
-        .http
+/// `POST /api/publish` as a page on `APP` would send it.
+async fn api_publish_from_app(s: &TestServer) -> reqwest::Response {
+    s.http
         .post(format!("{}/api/publish", s.base))
         .header("Origin", APP)
         .header("X-API-Key", API_KEY)
         .json(&serde_json::json!({"channel": "a", "data": 1}))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_server_api_stays_server_to_server_unless_configured() {
+    let s = server().await;
+    let r = api_publish_from_app(&s).await;
     assert_eq!(r.status(), 200);
     assert_eq!(acao(&r), None);
 
@@ -134,15 +138,7 @@ async fn the_server_api_stays_server_to_server_unless_configured() {
         c.cors.allow_credentials = true;
     })
     .await;
-    let r = open
-        .http
-        .post(format!("{}/api/publish", open.base))
-        .header("Origin", APP)
-        .header("X-API-Key", API_KEY)
-        .json(&serde_json::json!({"channel": "a", "data": 1}))
-        .send()
-        .await
-        .unwrap();
+    let r = api_publish_from_app(&open).await;
     assert_eq!(acao(&r).as_deref(), Some(APP));
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
 }
