@@ -205,15 +205,15 @@ impl Hub {
         }
     }
 
-    /// Removes `session`'s slot from `channel` at once (no IO); returns whether it had one.
+    /// Removes `session`'s slot from `channel` at once (no IO), if it has one.
     /// [`Hub::unsubscribe`] finishes the job (engine interest).
-    pub(crate) fn remove_slot(&self, session: &SessionHandle, channel: &str) -> bool {
+    pub(crate) fn remove_slot(&self, session: &SessionHandle, channel: &str) {
         let Some(entry) = self.entry(channel) else {
-            return false;
+            return;
         };
         let mut st = entry.state.lock();
         let Some(idx) = st.index.remove(&session.sid) else {
-            return false;
+            return;
         };
         st.slots.swap_remove(idx);
         if let Some(moved) = st.slots.get(idx) {
@@ -221,7 +221,6 @@ impl Hub {
             st.index.insert(sid, idx);
         }
         crate::metrics::subscriptions(-1.0);
-        true
     }
 
     /// Removes `session` from `channel` (if still there); unsubscribes the node in the engine
@@ -514,5 +513,60 @@ impl EventSink for Hub {
             };
             self.start_resync(entry, from);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::capabilities::Capabilities;
+    use crate::engine::memory::MemoryEngine;
+
+    fn publication(offset: u64) -> Publication {
+        Publication {
+            offset,
+            data: Bytes::from_static(b"1"),
+            info: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resync_buffer_overflow_cuts_subscribers_off_instead_of_growing() {
+        let hub = Hub::new(Arc::new(Registry::default()));
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        hub.set_engine(&engine);
+        let s = Arc::new(SessionHandle::new(
+            1,
+            "s1".into(),
+            Capabilities::SSE,
+            1 << 30,
+        ));
+        let entry = hub.subscribe(&s, "c").await.unwrap();
+        hub.activate(&entry, &s, &StreamPosition::new(0, "e"), Vec::new());
+        // Without an engine the history read that would fill the gap never starts: the buffer
+        // can only grow.
+        drop(engine);
+        hub.publication("c", "e", publication(1));
+        hub.publication("c", "e", publication(3)); // a gap: buffering starts with this one
+        for o in 4..3 + MAX_RESYNC_BUFFER as u64 {
+            hub.publication("c", "e", publication(o));
+        }
+        assert_eq!(s.outbox.closed(), None, "within the bound");
+        assert_eq!(
+            entry.state.lock().resync.as_ref().map(Vec::len),
+            Some(MAX_RESYNC_BUFFER)
+        );
+        hub.publication("c", "e", publication(3 + MAX_RESYNC_BUFFER as u64));
+        assert_eq!(s.outbox.closed(), Some(Disconnect::INSUFFICIENT_STATE));
+        hub.publication("c", "e", publication(4 + MAX_RESYNC_BUFFER as u64));
+        let st = entry.state.lock();
+        assert!(st.resync_overflowed);
+        assert_eq!(
+            st.resync.as_ref().map(Vec::len),
+            Some(0),
+            "nothing more is held"
+        );
     }
 }
