@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run). Installs what the tests need on a fresh
-# Debian machine (redis-server, Chromium, nginx, openssl; npm packages, Python requests), then
+# Debian machine (redis-server, Chromium, nginx, openssl; npm packages, Python requests and
+# websockets), then
 # runs every test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# The SSE framing test reads a stream the way Python programs do (requests).
-python3 -c "import requests" 2>/dev/null || python3 -m pip install -q requests
+# Python clients as Python programs use them: SSE through requests, WebSocket with
+# permessage-deflate through websockets.
+python3 -c "import requests, websockets.sync.client" 2>/dev/null \
+  || python3 -m pip install -q requests 'websockets>=13'
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -164,6 +164,11 @@ pub struct NamespaceConfig {
     pub allow_subscribe: bool,
     /// Anonymous clients may subscribe.
     pub allow_anonymous: bool,
+    /// WebSocket permessage-deflate for this namespace's publications: `true` or `false`
+    /// overrides the server-wide `websocket.compression`; unset follows it. Only sessions that
+    /// negotiated the extension ever receive a compressed frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<bool>,
 }
 
 impl Default for NamespaceConfig {
@@ -176,6 +181,7 @@ impl Default for NamespaceConfig {
             allow_publish: false,
             allow_subscribe: true,
             allow_anonymous: false,
+            compression: None,
         }
     }
 }
@@ -194,6 +200,7 @@ impl NamespaceConfig {
             allow_publish: false,
             allow_subscribe: true,
             allow_anonymous: false,
+            compression: None,
         }
     }
 }

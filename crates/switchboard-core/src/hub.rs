@@ -335,6 +335,7 @@ impl Hub {
             epoch: epoch.clone(),
             json: encode_pub(name, p),
             framed: OnceLock::new(),
+            framed_compressed: OnceLock::new(),
         })
     }
 

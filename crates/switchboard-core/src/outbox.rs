@@ -33,6 +33,10 @@ pub struct PubItem {
     /// Transport framing of `json`, built by the first transport that needs it and reused by
     /// all the others (the WebSocket frame, header included).
     pub framed: OnceLock<Bytes>,
+    /// A second transport framing of `json` for sessions that negotiated a different encoding
+    /// (the WebSocket frame compressed with permessage-deflate, or the plain frame when the
+    /// publication is not worth compressing); built once by the first such session.
+    pub framed_compressed: OnceLock<Bytes>,
 }
 
 /// Kinds of non-publication pushes; SSE names its events after them.

@@ -84,6 +84,8 @@ pub struct Config {
     pub demo: Option<bool>,
     /// Cross-origin access for browsers (see `cors.rs`).
     pub cors: CorsConfig,
+    /// WebSocket options (`[websocket]`): permessage-deflate.
+    pub websocket: WebSocketConfig,
     /// Token verification.
     pub jwt: JwtConfig,
     /// Session timings.
@@ -118,6 +120,7 @@ impl Default for Config {
             drain_rate: 1000,
             demo: None,
             cors: CorsConfig::default(),
+            websocket: WebSocketConfig::default(),
             jwt: JwtConfig::default(),
             client: ClientConfig::default(),
             limits: LimitsConfig::default(),
@@ -276,6 +279,9 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, String
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         return Err("tls_cert and tls_key must be given together".into());
     }
+    if !(1..=9).contains(&config.websocket.compression_level) {
+        return Err("websocket.compression_level must be in 1..=9".into());
+    }
     config.node_config().validate()?;
     Ok(Loaded {
         config,
@@ -311,6 +317,11 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Cross-origin policy.
     pub cors: CorsConfig,
+    /// WebSocket compression: the server-wide setting, and whether the extension is offered
+    /// at all (on when it is on globally or for any namespace).
+    pub websocket: WebSocketConfig,
+    /// permessage-deflate is negotiated with clients that offer it.
+    pub deflate_negotiated: bool,
 }
 
 impl Config {
@@ -339,6 +350,12 @@ impl Config {
             demo: self.demo.unwrap_or(development),
             connections: self.connections.clone(),
             cors: self.cors.clone(),
+            websocket: self.websocket.clone(),
+            deflate_negotiated: self.websocket.compression
+                || self
+                    .namespaces
+                    .values()
+                    .any(|n| n.compression == Some(true)),
         }
     }
 }
@@ -354,6 +371,32 @@ pub struct CorsConfig {
     pub allow_credentials: bool,
     /// Also allow the server API (`/api/...`) cross-origin. Off: the API is for backends.
     pub api: bool,
+}
+
+/// `[websocket]` in the config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// Negotiate permessage-deflate (RFC 7692) and compress publications of every namespace
+    /// (a namespace's `compression` overrides this), replies and pushes. Off by default:
+    /// compression costs CPU on both ends and pays only for larger, repetitive JSON.
+    pub compression: bool,
+    /// Messages shorter than this many bytes are sent uncompressed even on a compressed
+    /// session (deflate cannot shrink them enough to pay for itself).
+    pub compression_min_size: usize,
+    /// Deflate level, 1 (fastest) to 9 (smallest). Each publication is compressed once for all
+    /// its subscribers, so a higher level costs little at fan-out.
+    pub compression_level: u32,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            compression: false,
+            compression_min_size: 128,
+            compression_level: 6,
+        }
+    }
 }
 
 /// Connection limits (`[connections]` in the config file).

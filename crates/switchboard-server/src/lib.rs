@@ -145,7 +145,7 @@ impl Switchboard {
         let (api, _) = api::router(self.state.clone());
         let openapi = self.openapi.clone();
         let mut r = Router::new()
-            .route("/ws", get(ws::handler))
+            .route("/ws", get(ws::handler).connect(ws::handler))
             .route("/sse", get(sse::handler))
             .route("/poll", get(poll::handler))
             .route("/auth/ticket", post(http::ticket))

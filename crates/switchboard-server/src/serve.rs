@@ -197,7 +197,10 @@ async fn serve_conn<I>(
         .timer(TokioTimer::new())
         // Idle HTTP/2 connections are probed like WebSockets, so dead peers do not pile up.
         .keep_alive_interval(Duration::from_secs(25))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        // WebSockets over HTTP/2 streams (RFC 8441): browsers use it on an h2 connection
+        // that announces it.
+        .enable_connect_protocol();
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let first_deadline = tokio::time::Instant::now() + header_timeout;

@@ -4,7 +4,7 @@
 //! sockets. Server frames are unmasked, so one publication is framed **once** (`Bytes` with
 //! header and payload) and the same bytes are written to every subscriber with vectored
 //! writes; tungstenite copies every message into a per-connection buffer that keeps its peak
-//! size. Reading is simple for a server (masked frames, no extensions negotiated), and this
+//! size. Reading is simple for a server (masked frames; RSV1 only for permessage-deflate), and this
 //! parser is checked against tungstenite's client in the integration tests.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -63,6 +63,8 @@ pub struct Frame {
     pub fin: bool,
     /// Opcode.
     pub opcode: Opcode,
+    /// RSV1: the message this frame starts is compressed (permessage-deflate).
+    pub compressed: bool,
     /// Unmasked payload.
     pub payload: BytesMut,
 }
@@ -70,21 +72,30 @@ pub struct Frame {
 /// Parses one client frame from the front of `buf`.
 ///
 /// Returns `Ok(None)` when more bytes are needed. `max_payload` bounds a single frame's payload
-/// before it is buffered, so an oversized frame is refused from its header alone.
+/// before it is buffered, so an oversized frame is refused from its header alone. `deflate`:
+/// permessage-deflate was negotiated, so RSV1 may mark the first frame of a data message.
 ///
 /// # Errors
 /// The disconnect to close with: protocol errors (1002) and oversized frames (4504).
-pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Frame>, Disconnect> {
+pub fn parse(
+    buf: &mut BytesMut,
+    max_payload: usize,
+    deflate: bool,
+) -> Result<Option<Frame>, Disconnect> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let b0 = buf[0];
     let b1 = buf[1];
     let fin = b0 & 0x80 != 0;
-    if b0 & 0x70 != 0 {
-        return Err(Disconnect::PROTOCOL_ERROR); // RSV bits without a negotiated extension
-    }
     let opcode = Opcode::from_u8(b0 & 0x0f).ok_or(Disconnect::PROTOCOL_ERROR)?;
+    let compressed = b0 & 0x40 != 0;
+    // RSV bits need a negotiated extension; permessage-deflate uses RSV1, and only on the
+    // first frame of a data message (RFC 7692 §6).
+    let rsv1_ok = deflate && matches!(opcode, Opcode::Text | Opcode::Binary);
+    if b0 & 0x30 != 0 || (compressed && !rsv1_ok) {
+        return Err(Disconnect::PROTOCOL_ERROR);
+    }
     if b1 & 0x80 == 0 {
         return Err(Disconnect::PROTOCOL_ERROR); // clients must mask
     }
@@ -131,13 +142,14 @@ pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Frame>, Di
     Ok(Some(Frame {
         fin,
         opcode,
+        compressed,
         payload,
     }))
 }
 
-/// Encodes a server frame header for a final frame.
-fn put_header(out: &mut BytesMut, opcode: Opcode, len: usize) {
-    out.put_u8(0x80 | opcode.as_u8());
+/// Encodes a server frame header for a final frame (`rsv1`: a compressed message).
+fn put_header(out: &mut BytesMut, opcode: Opcode, rsv1: bool, len: usize) {
+    out.put_u8(0x80 | if rsv1 { 0x40 } else { 0 } | opcode.as_u8());
     if len < 126 {
         out.put_u8(len as u8);
     } else if len <= 0xffff {
@@ -152,8 +164,16 @@ fn put_header(out: &mut BytesMut, opcode: Opcode, len: usize) {
 /// Frames `payload` as one unmasked server frame.
 pub fn frame(opcode: Opcode, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 10);
-    put_header(&mut out, opcode, payload.len());
+    put_header(&mut out, opcode, false, payload.len());
     out.put_slice(payload);
+    out.freeze()
+}
+
+/// Frames an already compressed data message (RSV1 set, permessage-deflate).
+pub fn frame_compressed(opcode: Opcode, compressed: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(compressed.len() + 10);
+    put_header(&mut out, opcode, true, compressed.len());
+    out.put_slice(compressed);
     out.freeze()
 }
 
@@ -229,7 +249,7 @@ mod tests {
             for chunk in full.chunks(777) {
                 assert!(got.is_none());
                 buf.extend_from_slice(chunk);
-                got = parse(&mut buf, 100_000).unwrap();
+                got = parse(&mut buf, 100_000, false).unwrap();
             }
             let f = got.unwrap();
             assert_eq!(&f.payload[..], &payload[..]);
@@ -240,21 +260,58 @@ mod tests {
     #[test]
     fn rejects_protocol_violations() {
         let mut unmasked = BytesMut::from(&[0x81u8, 0x01, b'x'][..]);
-        assert_eq!(parse(&mut unmasked, 100), Err(Disconnect::PROTOCOL_ERROR));
-        let mut rsv = masked(true, 1, b"x");
-        rsv[0] |= 0x40;
-        assert_eq!(parse(&mut rsv, 100), Err(Disconnect::PROTOCOL_ERROR));
         assert_eq!(
-            parse(&mut masked(true, 3, b"x"), 100),
+            parse(&mut unmasked, 100, false),
+            Err(Disconnect::PROTOCOL_ERROR)
+        );
+        let with_rsv = |op: u8, bit: u8| {
+            let mut f = masked(true, op, b"x");
+            f[0] |= bit;
+            f
+        };
+        // RSV1 without the extension; RSV2/RSV3 always.
+        assert_eq!(
+            parse(&mut with_rsv(1, 0x40), 100, false),
+            Err(Disconnect::PROTOCOL_ERROR)
+        );
+        for bit in [0x20, 0x10] {
+            assert_eq!(
+                parse(&mut with_rsv(1, bit), 100, true),
+                Err(Disconnect::PROTOCOL_ERROR)
+            );
+        }
+        assert_eq!(
+            parse(&mut masked(true, 3, b"x"), 100, false),
             Err(Disconnect::PROTOCOL_ERROR)
         );
         assert_eq!(
-            parse(&mut masked(false, 9, b"x"), 100),
+            parse(&mut masked(false, 9, b"x"), 100, false),
             Err(Disconnect::PROTOCOL_ERROR)
         );
         assert_eq!(
-            parse(&mut masked(true, 1, &[0; 200]), 100),
+            parse(&mut masked(true, 1, &[0; 200]), 100, false),
             Err(Disconnect::TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn rsv1_marks_compressed_messages_only_where_rfc_7692_allows() {
+        let mut text = masked(true, 1, b"x");
+        text[0] |= 0x40;
+        assert!(parse(&mut text, 100, true).unwrap().unwrap().compressed);
+        // Not on a continuation frame, not on a control frame.
+        for op in [0u8, 9, 10] {
+            let mut f = masked(true, op, b"x");
+            f[0] |= 0x40;
+            assert_eq!(
+                parse(&mut f, 100, true),
+                Err(Disconnect::PROTOCOL_ERROR),
+                "{op}"
+            );
+        }
+        assert_eq!(
+            &frame_compressed(Opcode::Text, b"ab")[..],
+            &[0xc1, 2, b'a', b'b']
         );
     }
 

@@ -13,7 +13,8 @@ use std::pin::Pin;
 use std::task::{Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use switchboard_core::{Outbound, Session};
+use switchboard_core::{NodeConfig, Outbound, PubItem, Session};
+use switchboard_protocol::ChannelName;
 use switchboard_protocol::Disconnect;
 use switchboard_protocol::push::{PING, encode_disconnect};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -39,15 +40,68 @@ async fn read_some<S: AsyncRead + Unpin>(io: &mut S, buf: &mut BytesMut) -> io::
     .await
 }
 
-fn render(item: Outbound, out: &mut Vec<Bytes>) {
-    match item {
-        Outbound::Pub(p) => out.push(
-            p.framed
-                .get_or_init(|| codec::frame(Opcode::Text, &p.json))
+/// permessage-deflate on one connection: the settings only (no compression state lives in the
+/// session, see [`super::deflate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Deflate {
+    /// `websocket.compression`: compress replies and pushes, and publications of namespaces
+    /// that do not say otherwise.
+    pub global: bool,
+    /// Smallest message worth compressing.
+    pub min_size: usize,
+    /// Deflate level.
+    pub level: u32,
+}
+
+impl Deflate {
+    /// The frame of `json`: compressed when that is on for it and makes it smaller.
+    fn frame(&self, on: bool, json: &[u8]) -> Bytes {
+        if on
+            && json.len() >= self.min_size
+            && let Some(c) = super::deflate::compress(json, self.level)
+        {
+            return codec::frame_compressed(Opcode::Text, &c);
+        }
+        codec::frame(Opcode::Text, json)
+    }
+}
+
+fn plain(p: &PubItem) -> Bytes {
+    p.framed
+        .get_or_init(|| codec::frame(Opcode::Text, &p.json))
+        .clone()
+}
+
+/// Whether publications on `channel` are compressed (the namespace's `compression`, else the
+/// server-wide setting).
+fn compresses(config: &NodeConfig, deflate: &Deflate, channel: &str) -> bool {
+    let ns = ChannelName::parse(channel, usize::MAX).map_or("", |c| c.namespace());
+    config.namespace(ns).compression.unwrap_or(deflate.global)
+}
+
+fn render(item: Outbound, deflate: Option<(&Deflate, &NodeConfig)>, out: &mut Vec<Bytes>) {
+    match (item, deflate) {
+        (Outbound::Pub(p), None) => out.push(plain(&p)),
+        // Compressed once for every subscriber that negotiated the extension: the parameters
+        // are the same for all of them.
+        (Outbound::Pub(p), Some((d, config))) => out.push(
+            p.framed_compressed
+                .get_or_init(|| {
+                    if compresses(config, d, &p.channel) {
+                        d.frame(true, &p.json)
+                    } else {
+                        plain(&p)
+                    }
+                })
                 .clone(),
         ),
-        Outbound::Event(_, json) => out.push(codec::frame(Opcode::Text, &json)),
-        Outbound::Ping => {
+        (Outbound::Event(_, json), d) => {
+            out.push(d.map_or_else(
+                || codec::frame(Opcode::Text, &json),
+                |(d, _)| d.frame(d.global, &json),
+            ));
+        }
+        (Outbound::Ping, _) => {
             out.push(codec::frame(Opcode::Text, PING));
             out.push(codec::frame(Opcode::Ping, b""));
         }
@@ -65,8 +119,11 @@ struct Conn<S> {
     io: S,
     session: Session,
     rbuf: BytesMut,
-    fragments: Option<(Opcode, BytesMut)>,
+    /// A fragmented message being assembled: its opcode, whether it is compressed, the bytes.
+    fragments: Option<(Opcode, bool, BytesMut)>,
     max_message: usize,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Deflate>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -80,8 +137,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if items.is_empty() {
                 return Ok(closed);
             }
+            let config = self.session.config();
+            let deflate = self.deflate.as_ref().map(|d| (d, config));
             for item in items.drain(..) {
-                render(item, &mut frames);
+                render(item, deflate, &mut frames);
             }
             // A slow consumer is cut off by the publishers (the outbox closes itself); stop
             // waiting on a socket that does not drain instead of holding the task forever.
@@ -106,36 +165,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    /// Assembles messages from frames; returns a complete message (decompressed) or a control
+    /// frame.
     fn on_frame(&mut self, f: Frame) -> Result<Option<(Opcode, BytesMut)>, Disconnect> {
-        match f.opcode {
-            Opcode::Ping | Opcode::Pong | Opcode::Close => Ok(Some((f.opcode, f.payload))),
+        let (op, compressed, payload) = match f.opcode {
+            Opcode::Ping | Opcode::Pong | Opcode::Close => return Ok(Some((f.opcode, f.payload))),
             Opcode::Continuation => {
-                let Some((op, mut acc)) = self.fragments.take() else {
+                let Some((op, compressed, mut acc)) = self.fragments.take() else {
                     return Err(Disconnect::PROTOCOL_ERROR);
                 };
                 if acc.len() + f.payload.len() > self.max_message {
                     return Err(Disconnect::TOO_LARGE);
                 }
                 acc.extend_from_slice(&f.payload);
-                if f.fin {
-                    Ok(Some((op, acc)))
-                } else {
-                    self.fragments = Some((op, acc));
-                    Ok(None)
+                if !f.fin {
+                    self.fragments = Some((op, compressed, acc));
+                    return Ok(None);
                 }
+                (op, compressed, acc)
             }
             Opcode::Text | Opcode::Binary => {
                 if self.fragments.is_some() {
                     return Err(Disconnect::PROTOCOL_ERROR);
                 }
-                if f.fin {
-                    Ok(Some((f.opcode, f.payload)))
-                } else {
-                    self.fragments = Some((f.opcode, f.payload));
-                    Ok(None)
+                if !f.fin {
+                    self.fragments = Some((f.opcode, f.compressed, f.payload));
+                    return Ok(None);
                 }
+                (f.opcode, f.compressed, f.payload)
             }
+        };
+        if compressed {
+            let inflated = super::deflate::decompress(&payload, self.max_message)?;
+            return Ok(Some((op, inflated)));
         }
+        Ok(Some((op, payload)))
     }
 
     /// Handles what a completed read brought in. Runs outside any `select!`: a command must
@@ -157,7 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Handles every complete frame in the read buffer.
     async fn process_buffer(&mut self) -> Step {
         loop {
-            let frame = match codec::parse(&mut self.rbuf, self.max_message) {
+            let frame = match codec::parse(&mut self.rbuf, self.max_message, self.deflate.is_some())
+            {
                 Ok(Some(f)) => f,
                 Ok(None) => return Step::Continue,
                 Err(d) => return Step::Close(d),
@@ -196,6 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn close(&mut self, d: &Disconnect) {
         let mut frames = vec![
+            // Never compressed: it must reach clients that fail to decompress, too.
             codec::frame(
                 Opcode::Text,
                 &encode_disconnect(d, self.session.handle().reconnect_delay_ms()),
@@ -211,8 +277,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 }
 
 /// Runs a connection until it ends. `initial` holds bytes that arrived with the handshake
-/// (a copy: the connection must not keep hyper's read buffer alive).
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(io: S, session: Session, initial: BytesMut) {
+/// (a copy: the connection must not keep hyper's read buffer alive). `deflate`: the settings
+/// of a negotiated permessage-deflate.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    session: Session,
+    initial: BytesMut,
+    deflate: Option<Deflate>,
+) {
     let auth_deadline = tokio::time::Instant::now() + session.config().client.auth_timeout;
     let max_message = session.config().limits.max_message_size;
     let mut conn = Conn {
@@ -221,6 +293,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(io: S, session: Session, ini
         rbuf: initial,
         fragments: None,
         max_message,
+        deflate,
     };
     let mut reason = match conn.process_buffer().await {
         Step::Continue => None,

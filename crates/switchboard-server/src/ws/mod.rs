@@ -1,10 +1,12 @@
-//! The WebSocket transport: the `/ws` handshake and the connection loop.
+//! The WebSocket transport: the `/ws` handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT,
+//! permessage-deflate negotiation) and the connection loop.
 
 pub mod codec;
 pub mod conn;
+pub mod deflate;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::BytesMut;
@@ -41,22 +43,46 @@ fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
-/// `GET /ws`: checks the handshake, origin and ticket, then hands the upgraded socket to the
-/// connection loop.
-pub async fn handler(
-    State(app): State<AppState>,
-    Query(q): Query<WsQuery>,
-    mut req: axum::extract::Request,
-) -> Response {
+/// Which handshake a request makes.
+enum Handshake {
+    /// HTTP/1.1 `Upgrade: websocket` with its `Sec-WebSocket-Key`.
+    Upgrade(Vec<u8>),
+    /// HTTP/2 extended CONNECT with `:protocol = websocket` (RFC 8441): no key, answered 200.
+    Connect,
+}
+
+/// Checks the request line and headers of either handshake.
+fn handshake(req: &axum::extract::Request) -> Result<Handshake, Box<Response>> {
     let headers = req.headers();
-    if !header_has_token(headers, header::UPGRADE, "websocket")
-        || !header_has_token(headers, header::CONNECTION, "upgrade")
-    {
-        return ApiError::bad_request(
-            "this endpoint speaks WebSocket: send an Upgrade: websocket request",
-        )
-        .into_response();
-    }
+    let h = if req.method() == Method::CONNECT {
+        let protocol = req.extensions().get::<hyper::ext::Protocol>();
+        if protocol.map(hyper::ext::Protocol::as_str) != Some("websocket") {
+            return Err(Box::new(
+                ApiError::bad_request(
+                    "CONNECT on /ws needs the extended CONNECT protocol `websocket` (RFC 8441)",
+                )
+                .into_response(),
+            ));
+        }
+        Handshake::Connect
+    } else {
+        if !header_has_token(headers, header::UPGRADE, "websocket")
+            || !header_has_token(headers, header::CONNECTION, "upgrade")
+        {
+            return Err(Box::new(
+                ApiError::bad_request(
+                    "this endpoint speaks WebSocket: send an Upgrade: websocket request",
+                )
+                .into_response(),
+            ));
+        }
+        let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err(Box::new(
+                ApiError::bad_request("missing Sec-WebSocket-Key").into_response(),
+            ));
+        };
+        Handshake::Upgrade(key.as_bytes().to_vec())
+    };
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
@@ -68,15 +94,38 @@ pub async fn handler(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
-        return r;
+        return Err(Box::new(r));
     }
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec())
-    else {
-        return ApiError::bad_request("missing Sec-WebSocket-Key").into_response();
+    Ok(h)
+}
+
+/// permessage-deflate for this connection, when the server offers it and the client's offer
+/// can be accepted.
+fn negotiate(app: &AppState, headers: &HeaderMap) -> Option<conn::Deflate> {
+    let s = &app.settings;
+    let offers = headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    (s.deflate_negotiated && deflate::accepts(offers)).then_some(conn::Deflate {
+        global: s.websocket.compression,
+        min_size: s.websocket.compression_min_size,
+        level: s.websocket.compression_level,
+    })
+}
+
+/// `GET /ws` (HTTP/1.1 Upgrade) and `CONNECT /ws` (HTTP/2, RFC 8441): checks the handshake,
+/// origin and ticket, then hands the upgraded stream to the connection loop.
+pub async fn handler(
+    State(app): State<AppState>,
+    Query(q): Query<WsQuery>,
+    mut req: axum::extract::Request,
+) -> Response {
+    let kind = match handshake(&req) {
+        Ok(k) => k,
+        Err(r) => return *r,
     };
-    if let Err(e) = app.check_origin(headers) {
+    if let Err(e) = app.check_origin(req.headers()) {
         return e.into_response();
     }
     let creds = match q.ticket.as_deref() {
@@ -93,9 +142,9 @@ pub async fn handler(
         Ok(g) => g,
         Err(e) => return e.into_response(),
     };
+    let deflate = negotiate(&app, req.headers());
     let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
-        return ApiError::bad_request("the connection cannot be upgraded (HTTP/1.1 required)")
-            .into_response();
+        return ApiError::bad_request("this connection cannot carry a WebSocket").into_response();
     };
     let node = app.node.clone();
     tokio::spawn(async move {
@@ -118,29 +167,39 @@ pub async fn handler(
         // Each arm boxed: the task's future would otherwise be as large as the largest arm
         // (the TLS one) for every plain connection. `BytesMut::from` copies the few bytes that
         // came with the handshake, so hyper's read buffer behind `read_buf` is freed now.
+        // An HTTP/2 stream stays boxed (the last arm).
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let initial = BytesMut::from(&parts.read_buf[..]);
                 drop(parts.read_buf);
-                Box::pin(conn::run(parts.io.into_inner(), session, initial)).await
+                Box::pin(conn::run(parts.io.into_inner(), session, initial, deflate)).await
             }
             Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
                 Ok(parts) => {
                     let initial = BytesMut::from(&parts.read_buf[..]);
                     drop(parts.read_buf);
-                    Box::pin(conn::run(parts.io.into_inner(), session, initial)).await
+                    Box::pin(conn::run(parts.io.into_inner(), session, initial, deflate)).await
                 }
                 Err(upgraded) => {
-                    Box::pin(conn::run(TokioIo::new(upgraded), session, BytesMut::new())).await
+                    let io = TokioIo::new(upgraded);
+                    Box::pin(conn::run(io, session, BytesMut::new(), deflate)).await
                 }
             },
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, accept_key(&key))
+    let response = match kind {
+        Handshake::Upgrade(key) => Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept_key(&key)),
+        Handshake::Connect => Response::builder().status(StatusCode::OK),
+    };
+    let response = match deflate {
+        Some(_) => response.header(header::SEC_WEBSOCKET_EXTENSIONS, deflate::RESPONSE),
+        None => response,
+    };
+    response
         .body(axum::body::Body::empty())
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

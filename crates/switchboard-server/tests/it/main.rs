@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod cluster;
+mod compression;
 mod cors;
 mod depth;
 mod harness;

@@ -6,7 +6,7 @@ mod limits;
 mod nginx;
 mod observability;
 mod probe;
-mod raw;
+pub mod raw;
 mod slow;
 mod tls;
 

@@ -14,6 +14,8 @@ use crate::harness::WAIT;
 #[derive(Debug)]
 pub struct Frame {
     pub opcode: u8,
+    /// RSV1: compressed with permessage-deflate (the payload is left as it came).
+    pub rsv1: bool,
     pub payload: Vec<u8>,
 }
 
@@ -32,6 +34,8 @@ impl Frame {
 pub struct RawWs {
     pub tcp: TcpStream,
     buf: Vec<u8>,
+    /// The response head of the handshake.
+    pub head: String,
 }
 
 /// Connects a TCP socket, optionally from `from` and with a small receive buffer.
@@ -54,10 +58,21 @@ impl RawWs {
         from: Option<IpAddr>,
         rcvbuf: Option<u32>,
     ) -> Result<RawWs, (u16, String)> {
+        Self::open_with(addr, path, from, rcvbuf, "").await
+    }
+
+    /// [`RawWs::open`] with extra request header lines (each ending in `\r\n`).
+    pub async fn open_with(
+        addr: SocketAddr,
+        path: &str,
+        from: Option<IpAddr>,
+        rcvbuf: Option<u32>,
+        extra: &str,
+    ) -> Result<RawWs, (u16, String)> {
         let mut tcp = tcp(addr, from, rcvbuf).await;
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
         );
         tcp.write_all(req.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
@@ -99,6 +114,7 @@ impl RawWs {
         Ok(RawWs {
             tcp,
             buf: buf[head_end..].to_vec(),
+            head,
         })
     }
 
@@ -117,6 +133,7 @@ impl RawWs {
             return None;
         }
         let opcode = b[0] & 0x0f;
+        let rsv1 = b[0] & 0x40 != 0;
         let (len, mut at) = match b[1] & 0x7f {
             126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
             127 if b.len() >= 10 => (
@@ -133,7 +150,11 @@ impl RawWs {
         let payload = b[at..at + len].to_vec();
         at += len;
         self.buf.drain(..at);
-        Some(Frame { opcode, payload })
+        Some(Frame {
+            opcode,
+            rsv1,
+            payload,
+        })
     }
 
     /// The next frame; `None` when the connection ended (EOF or reset) first.
