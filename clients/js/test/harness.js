@@ -68,9 +68,12 @@ export class Node {
     this.port ??= await freePort();
     this.starts++;
     const log = createWriteStream(join(RESULTS, `${this.name}-${this.port}-${this.starts}.log`));
+    // SWITCHBOARD_BIN names the binary for this harness; the node would read it as a config key
+    // (`bin`) and refuse to start.
+    const { SWITCHBOARD_BIN: _bin, ...inherited } = process.env;
     const proc = spawn(BINARY, ['serve', '--listen', `127.0.0.1:${this.port}`], {
       env: {
-        ...process.env,
+        ...inherited,
         SWITCHBOARD_API_KEY: API_KEY,
         SWITCHBOARD_JWT_SECRET: JWT_SECRET,
         ...this.env,
@@ -89,17 +92,18 @@ export class Node {
     proc.exited.then(() => log.end());
     let exited = false;
     proc.exited.then(() => (exited = true));
-    await until(
+    const up = await until(
       async () => {
-        if (exited) throw new Error(`server exited early:\n${this.tail}`);
+        if (exited) return 'exited';
         const res = await fetch(`${this.base}/health`);
-        return res.status === 200;
+        return res.status === 200 && 'up';
       },
       { timeout: 30000, interval: 100, what: `${this.base}/health` },
     ).catch((err) => {
       if (!exited) proc.kill('SIGKILL');
       throw new Error(`${err.message}\n--- server output ---\n${this.tail}`);
     });
+    if (up === 'exited') throw new Error(`server exited early:\n${this.tail}`);
     return this;
   }
 

@@ -36,6 +36,9 @@ pub const HTTP_SECONDS: &str = "switchboard_http_request_duration_seconds";
 pub const ENGINE_SECONDS: &str = "switchboard_engine_duration_seconds";
 /// Engine calls that failed (backend unavailable), by operation.
 pub const ENGINE_FAILURES: &str = "switchboard_engine_failures_total";
+/// WebSocket handshakes accepted, by HTTP version (`1.1`: Upgrade, `2`: extended CONNECT) and
+/// compression (`deflate`, `none`).
+pub const WS_HANDSHAKES: &str = "switchboard_websocket_handshakes_total";
 /// Bytes waiting in every session's outbound queue, measured at scrape time.
 pub const QUEUE_BYTES: &str = "switchboard_outbound_queue_bytes";
 /// The largest single session queue, measured at scrape time.
@@ -108,6 +111,10 @@ fn describe() {
     );
     describe_counter!(TLS_HANDSHAKE_FAILURES, "Failed TLS handshakes.");
     describe_counter!(HTTP_RESPONSES, "HTTP responses, by route and status.");
+    describe_counter!(
+        WS_HANDSHAKES,
+        "WebSocket handshakes accepted, by HTTP version and compression."
+    );
     describe_histogram!(
         HTTP_SECONDS,
         "Time to produce an HTTP response head, by route."
@@ -165,6 +172,12 @@ impl Drop for ConnectionOpen {
     fn drop(&mut self) {
         gauge!(CONNECTIONS_OPEN).decrement(1.0);
     }
+}
+
+pub(crate) fn ws_handshake(http2: bool, deflate: bool) {
+    let http = if http2 { "2" } else { "1.1" };
+    let compression = if deflate { "deflate" } else { "none" };
+    counter!(WS_HANDSHAKES, "http" => http, "compression" => compression).increment(1);
 }
 
 pub(crate) fn rejected(limit: &'static str) {

@@ -146,6 +146,7 @@ pub async fn handler(
     let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
         return ApiError::bad_request("this connection cannot carry a WebSocket").into_response();
     };
+    crate::metrics::ws_handshake(matches!(kind, Handshake::Connect), deflate.is_some());
     let node = app.node.clone();
     tokio::spawn(async move {
         let _guard = guard;

@@ -194,5 +194,8 @@ async fn websocket_rides_an_http2_stream_with_extended_connect() {
     }
     s.publish("feed:h2ws", json!({"over": "h2"})).await;
     let p = next().await;
-    assert_eq!((p["op"].as_str(), &p["data"]["over"]), (Some("pub"), &json!("h2")));
+    assert_eq!(
+        (p["op"].as_str(), &p["data"]["over"]),
+        (Some("pub"), &json!("h2"))
+    );
 }
