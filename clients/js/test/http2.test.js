@@ -108,3 +108,45 @@ test('over HTTP/1.1 the seventh EventSource of an origin stalls', async () => {
     await browser.close();
   }
 });
+
+/** The value of `switchboard_websocket_handshakes_total{http=…}` summed over compression. */
+async function wsHandshakes(http) {
+  const text = await (await fetch(`${node.base}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('switchboard_websocket_handshakes_total{') && l.includes(`http="${http}"`))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+test('over HTTP/2 a WebSocket rides the same connection (RFC 8441)', async () => {
+  const browser = await launchBrowser(['--ignore-certificate-errors']);
+  try {
+    const { page } = await openStreams(browser);
+    await waitFor(page, (s) => s.open === STREAMS, 'every stream to open');
+    const before = { h1: await wsHandshakes('1.1'), h2: await wsHandshakes('2') };
+    await page.evaluate((token) => {
+      window.wsGot = [];
+      const ws = new WebSocket(`wss://${location.host}/ws`);
+      ws.onopen = () => {
+        ws.send(JSON.stringify({ id: 1, op: 'connect', token }));
+        ws.send(JSON.stringify({ id: 2, op: 'subscribe', channel: 'h2:live' }));
+      };
+      ws.onmessage = (e) => {
+        const m = JSON.parse(e.data);
+        if (m.id === 2) window.wsSubscribed = !m.error;
+        if (m.op === 'pub') window.wsGot.push(m.data);
+      };
+    }, mintToken({ sub: 'h2ws' }));
+    await page.waitForFunction(() => window.wsSubscribed === true, null, { timeout: 20000 });
+    await apiPublish(node, 'h2:live', { n: 3 });
+    await page.waitForFunction(() => window.wsGot.length === 1, null, { timeout: 20000 });
+    assert.deepEqual(await page.evaluate(() => window.wsGot), [{ n: 3 }]);
+    assert.deepEqual(
+      { h1: (await wsHandshakes('1.1')) - before.h1, h2: (await wsHandshakes('2')) - before.h2 },
+      { h1: 0, h2: 1 },
+      'Chromium opened the WebSocket as an HTTP/2 stream',
+    );
+  } finally {
+    await browser.close();
+  }
+});
