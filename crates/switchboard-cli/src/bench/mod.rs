@@ -6,14 +6,20 @@
 //! holds at most ~8,000 sessions, spread over source addresses 127.0.0.1..127.0.0.N so no
 //! address runs out of ephemeral ports. Everything is bounded: session counts, publication
 //! counts, and time (`--max-duration`; workers also exit by themselves).
+//!
+//! With `--url https://127.0.0.1:PORT --ca FILE` every client speaks TLS; `--transport sse-h2`
+//! opens the SSE streams over HTTP/2, many per connection (see [`h2`]).
 
 mod fleet;
+mod h2;
 mod http;
 mod modes;
 mod procstat;
 mod scan;
+mod tls;
 mod worker;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
@@ -34,6 +40,11 @@ pub struct BenchArgs {
 #[derive(clap::Subcommand)]
 enum Mode {
     /// Open N idle sessions and measure the server's resident memory per session.
+    #[command(
+        after_help = "Examples (SSE over HTTP/1.1, then over HTTP/2 + TLS on a node started with tls_cert/tls_key):\n  \
+        switchboard bench idle --url http://127.0.0.1:8200 --connections 10000 --transport sse --jwt-secret s --pid $PID\n  \
+        switchboard bench idle --url https://127.0.0.1:8443 --ca cert.pem --connections 10000 --transport sse-h2 --jwt-secret s --pid $PID"
+    )]
     Idle(IdleArgs),
     /// N subscribers on one channel; publish M messages at R/s; delivery latency and server CPU
     /// per delivery.
@@ -51,8 +62,12 @@ enum Mode {
 pub enum Transport {
     /// WebSocket (`/ws`).
     Ws,
-    /// Server-Sent Events (`/sse`).
+    /// Server-Sent Events (`/sse`), one HTTP/1.1 connection per stream.
     Sse,
+    /// Server-Sent Events over HTTP/2, `--streams-per-connection` streams per connection: h2
+    /// through ALPN on an https URL, h2c (prior knowledge) on http.
+    #[serde(rename = "sse-h2")]
+    SseH2,
     /// HTTP polling (`/poll`).
     Poll,
 }
@@ -62,6 +77,7 @@ impl Transport {
         match self {
             Transport::Ws => "ws",
             Transport::Sse => "sse",
+            Transport::SseH2 => "sse-h2",
             Transport::Poll => "poll",
         }
     }
@@ -70,9 +86,17 @@ impl Transport {
 /// Options shared by every mode.
 #[derive(clap::Args, Clone, Debug)]
 struct Common {
-    /// Node base URL; only 127.0.0.1 (or localhost) is accepted.
+    /// Node base URL; only 127.0.0.1 (or localhost) is accepted. With https (a node serving
+    /// TLS) every client speaks TLS and --ca is needed.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:8000")]
     url: String,
+    /// PEM certificates to trust with an https URL: the node's own certificate (self-signed
+    /// works) or the CA that issued it.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// SSE streams per HTTP/2 connection with `--transport sse-h2` (the node allows 200).
+    #[arg(long, value_name = "N", default_value_t = h2::DEFAULT_STREAMS_PER_CONNECTION, value_parser = clap::value_parser!(u64).range(1..=200))]
+    streams_per_connection: u64,
     /// Server process id, to read its memory and CPU time from /proc (default: the process
     /// listening on the URL's port, when it is ours to read).
     #[arg(long)]
@@ -115,7 +139,8 @@ struct Common {
 struct IdleArgs {
     #[command(flatten)]
     common: Common,
-    /// Transport (poll keeps no session open, so it does not apply).
+    /// Transport (poll keeps no session open, so it does not apply). sse-h2 puts
+    /// --streams-per-connection streams on each HTTP/2 connection.
     #[arg(long, value_enum, default_value = "ws")]
     transport: Transport,
     /// Keep the sessions open this long after measuring.
@@ -201,13 +226,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     }
 }
 
-/// The node's port, after checking that the URL points at this machine.
-fn local_port(url: &str) -> Result<u16> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        anyhow!(
-            "--url must be http://127.0.0.1:PORT: bench talks to a local node over plain HTTP only"
-        )
-    })?;
+/// Whether the URL is https, and the node's port, after checking that the URL points at this
+/// machine.
+fn local_port(url: &str) -> Result<(bool, u16)> {
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => bail!("--url must be http://127.0.0.1:PORT or https://127.0.0.1:PORT"),
+    };
     let hostport = rest.split('/').next().unwrap_or("");
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => (
@@ -215,14 +241,14 @@ fn local_port(url: &str) -> Result<u16> {
             p.parse::<u16>()
                 .map_err(|_| anyhow!("bad port in --url {url}"))?,
         ),
-        None => (hostport, 80),
+        None => (hostport, if tls { 443 } else { 80 }),
     };
     if host != "127.0.0.1" && host != "localhost" {
         bail!(
             "bench only talks to 127.0.0.1 (got `{host}`): it is a load generator and must not be pointed at another machine"
         );
     }
-    Ok(port)
+    Ok((tls, port))
 }
 
 impl Common {
@@ -257,5 +283,19 @@ impl Common {
             .map(|i| std::net::Ipv4Addr::new(127, 0, 0, i as u8))
             .collect();
         Ok((workers, addrs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_port;
+
+    #[test]
+    fn urls() {
+        assert_eq!(local_port("http://127.0.0.1:8200").unwrap(), (false, 8200));
+        assert_eq!(local_port("https://127.0.0.1:8443/").unwrap(), (true, 8443));
+        assert_eq!(local_port("https://localhost").unwrap(), (true, 443));
+        assert!(local_port("https://10.0.0.1:8443").is_err());
+        assert!(local_port("ftp://127.0.0.1:21").is_err());
     }
 }

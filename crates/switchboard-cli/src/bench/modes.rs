@@ -18,20 +18,41 @@ use super::{Common, CompareArgs, FanoutArgs, IdleArgs, Transport, local_port};
 /// What the run talks to.
 struct Target {
     port: u16,
+    /// The node serves TLS (an https URL); the clients trust `--ca`.
+    tls: bool,
     base: String,
+    /// Client of the health check and the publisher (HTTP/1.1).
+    http: reqwest::Client,
     server: Option<Server>,
 }
 
 async fn target(c: &Common) -> Result<Target> {
-    let port = local_port(&c.url)?;
-    let base = format!("http://127.0.0.1:{port}");
-    let health = reqwest::Client::new()
+    let (tls, port) = local_port(&c.url)?;
+    let http = match (tls, &c.ca) {
+        (false, None) => reqwest::Client::new(),
+        (true, Some(ca)) => reqwest::Client::builder()
+            .tls_backend_preconfigured(super::tls::client_config(ca, &[super::tls::ALPN_HTTP1])?)
+            .build()?,
+        (true, None) => bail!(
+            "--url is https: pass the node's certificate (or the CA that issued it) with --ca FILE"
+        ),
+        (false, Some(_)) => bail!("--ca applies to https URLs only"),
+    };
+    let base = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
+    let health = http
         .get(format!("{base}/health"))
         .timeout(Duration::from_secs(5))
         .send()
         .await
         .with_context(|| {
-            format!("no node answers at {base} (start one with `switchboard serve`)")
+            format!(
+                "no node answers at {base} (start one with `switchboard serve`{})",
+                if tls {
+                    "; with https, --ca must hold its certificate or CA"
+                } else {
+                    ""
+                }
+            )
         })?;
     if !health.status().is_success() {
         bail!("{base}/health answered {}", health.status());
@@ -49,7 +70,13 @@ async fn target(c: &Common) -> Result<Target> {
             None
         }
     };
-    Ok(Target { port, base, server })
+    Ok(Target {
+        port,
+        tls,
+        base,
+        http,
+        server,
+    })
 }
 
 struct Plan<'a> {
@@ -83,10 +110,34 @@ fn specs(c: &Common, t: &Target, p: &Plan<'_>) -> Result<(Vec<WorkerSpec>, usize
             poll_interval_ms: p.poll_interval.as_millis() as u64,
             connect_concurrency: c.connect_concurrency as usize,
             lifetime_secs: c.max_duration.as_secs() + 60,
+            ca: if t.tls { c.ca.clone() } else { None },
+            streams_per_connection: c.streams_per_connection,
         });
         first += count;
     }
     Ok((out, sources.len()))
+}
+
+/// TCP connections the sessions use, and how they are carried (for the report).
+fn wire(specs: &[WorkerSpec], t: &Target) -> (u64, String) {
+    let tls = if t.tls { "TLS" } else { "plain TCP" };
+    match specs.first() {
+        Some(s) if s.transport == Transport::SseH2 => {
+            let per = s.streams_per_connection.max(1);
+            (
+                specs.iter().map(|s| s.count.div_ceil(per)).sum(),
+                format!(
+                    "HTTP/2 over {}, {per} stream{} per connection",
+                    if t.tls { "TLS" } else { "plain TCP (h2c)" },
+                    if per == 1 { "" } else { "s" }
+                ),
+            )
+        }
+        _ => (
+            specs.iter().map(|s| s.count).sum(),
+            format!("HTTP/1.1 over {tls}"),
+        ),
+    }
 }
 
 /// Starts the workers and waits for their sessions.
@@ -219,9 +270,10 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
     };
     let (specs, sources) = specs(c, &t, &plan)?;
     let workers = specs.len();
+    let (tcp_connections, carried) = wire(&specs, &t);
     if !c.json {
         println!(
-            "bench idle: {} {} sessions on {}-0..99 ({workers} workers, {sources} source addresses){}",
+            "bench idle: {} {} sessions on {}-0..99 ({carried}, {tcp_connections} connections; {workers} workers, {sources} source addresses){}",
             c.connections,
             a.transport.name(),
             a.channel,
@@ -276,6 +328,9 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
             json!({
                 "mode": "idle",
                 "transport": a.transport.name(),
+                "tls": t.tls,
+                "streams_per_connection": (a.transport == Transport::SseH2).then_some(c.streams_per_connection),
+                "tcp_connections": tcp_connections,
                 "requested": c.connections,
                 "sessions": sessions,
                 "failed": ready.failed,
@@ -351,9 +406,6 @@ async fn publish(
     size: u64,
     fleet: &mut Fleet,
 ) -> Result<Published> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
     let url = format!("{}/api/publish", t.base);
     let start = Instant::now();
     let mut out = Published {
@@ -374,8 +426,10 @@ async fn publish(
             out.first_us = ts;
         }
         out.last_us = ts;
-        let r = client
+        let r = t
+            .http
             .post(&url)
+            .timeout(Duration::from_secs(10))
             .header("X-API-Key", key)
             .header("Content-Type", "application/json")
             .body(payload(channel, i, ts, size))

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::Transport;
+use super::h2;
 use super::http::{Chunked, HttpConn, SseKind, SseParser};
 use super::scan::{each_ts, excerpt, first_ts, string_field, unix_micros, url_encode};
+use super::tls::{ALPN_H2, ALPN_HTTP1, MaybeTls};
 
 /// Latency histogram shards per worker (sessions record into `id % SHARDS`).
 const SHARDS: usize = 8;
@@ -75,6 +78,12 @@ pub struct WorkerSpec {
     pub connect_concurrency: usize,
     /// The worker exits after this long whatever happens.
     pub lifetime_secs: u64,
+    /// With TLS: PEM certificates to trust (`--ca`); `None` = plain TCP.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// `sse-h2`: streams per HTTP/2 connection.
+    #[serde(default)]
+    pub streams_per_connection: u64,
 }
 
 impl WorkerSpec {
@@ -88,6 +97,23 @@ impl WorkerSpec {
 
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `sse-h2`: the connection group of session `n` (a group shares one HTTP/2 connection).
+    fn h2_group(&self, n: u64) -> u64 {
+        (n - self.first) / self.streams_per_connection.max(1)
+    }
+
+    /// The TLS connector of every session, with the ALPN of the transport.
+    fn tls(&self) -> Result<Option<tokio_rustls::TlsConnector>> {
+        let Some(ca) = &self.ca else { return Ok(None) };
+        let alpn = if self.transport == Transport::SseH2 {
+            ALPN_H2
+        } else {
+            ALPN_HTTP1
+        };
+        let config = super::tls::client_config(ca, &[alpn])?;
+        Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
     }
 }
 
@@ -319,11 +345,20 @@ fn refused(what: &str, e: impl std::fmt::Display) -> SetupError {
     }
 }
 
+/// A client socket: TCP, with TLS when the URL is https.
+type Conn = MaybeTls<Counted>;
+
 /// An SSE stream after its `welcome` event.
 struct SseStream {
-    c: HttpConn<Counted>,
+    c: HttpConn<Conn>,
     chunked: bool,
     dec: Chunked,
+    sse: SseParser,
+}
+
+/// An SSE stream over HTTP/2 after its `welcome` event.
+struct H2Sse {
+    body: hyper::body::Incoming,
     sse: SseParser,
 }
 
@@ -332,6 +367,9 @@ struct Sess {
     n: u64,
     spec: Arc<WorkerSpec>,
     sh: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    /// `sse-h2`: the connection this session's stream shares.
+    h2: Option<Arc<h2::Slot>>,
     channel: String,
     token: String,
     /// Publications this session received.
@@ -346,8 +384,9 @@ impl Sess {
         self.sh.publication(self.n, ts);
     }
 
-    async fn tcp(&self) -> Result<Counted, SetupError> {
-        let src = self.spec.sources[(self.n as usize) % self.spec.sources.len()];
+    /// A TCP connection from source address `slot % sources`.
+    async fn tcp(&self, slot: u64) -> Result<Counted, SetupError> {
+        let src = self.spec.sources[(slot as usize) % self.spec.sources.len()];
         let dst = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.spec.port));
         let sock = TcpSocket::new_v4().map_err(|e| transient("socket", e))?;
         if src != Ipv4Addr::LOCALHOST {
@@ -366,10 +405,30 @@ impl Sess {
         })
     }
 
+    /// A connection from source address `slot % sources`, with TLS when the URL is https.
+    async fn connect(&self, slot: u64) -> Result<Conn, SetupError> {
+        let tcp = self.tcp(slot).await?;
+        let Some(tls) = &self.tls else {
+            return Ok(MaybeTls::Plain(tcp));
+        };
+        let s = tls
+            .connect(super::tls::server_name(), tcp)
+            .await
+            .map_err(|e| {
+                // A certificate the client does not trust will not be trusted on a retry.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    refused("tls handshake", e)
+                } else {
+                    transient("tls handshake", e)
+                }
+            })?;
+        Ok(MaybeTls::Tls(Box::new(s)))
+    }
+
     // ---- WebSocket ----
 
-    async fn open_ws(&self) -> Result<WebSocketStream<Counted>, SetupError> {
-        let io = self.tcp().await?;
+    async fn open_ws(&self) -> Result<WebSocketStream<Conn>, SetupError> {
+        let io = self.connect(self.n).await?;
         let cfg = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0)
@@ -409,7 +468,7 @@ impl Sess {
 
     async fn await_reply(
         &self,
-        ws: &mut WebSocketStream<Counted>,
+        ws: &mut WebSocketStream<Conn>,
         id: u64,
         what: &str,
     ) -> Result<(), SetupError> {
@@ -443,7 +502,7 @@ impl Sess {
         }
     }
 
-    async fn run_ws(&self, mut ws: WebSocketStream<Counted>) {
+    async fn run_ws(&self, mut ws: WebSocketStream<Conn>) {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
@@ -483,7 +542,7 @@ impl Sess {
     // ---- SSE ----
 
     async fn open_sse(&self) -> Result<SseStream, SetupError> {
-        let mut c = HttpConn::new(self.tcp().await?);
+        let mut c = HttpConn::new(self.connect(self.n).await?);
         let req = format!(
             "GET /sse?channel={} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {}\r\n\r\n",
             url_encode(&self.channel),
@@ -524,16 +583,9 @@ impl Sess {
         }
     }
 
-    /// Consumes `c.buf` through the chunk decoder and the SSE parser.
-    fn feed_sse(
-        &self,
-        c: &mut HttpConn<Counted>,
-        chunked: bool,
-        dec: &mut Chunked,
-        sse: &mut SseParser,
-        welcome: &mut bool,
-    ) -> std::io::Result<bool> {
-        let mut on_data = |kind: SseKind, data: &[u8]| match kind {
+    /// Counts one SSE `data:` line; sets `welcome` at the `welcome` event.
+    fn sse_data(&self, kind: SseKind, data: &[u8], welcome: &mut bool) {
+        match kind {
             SseKind::Message => match first_ts(data) {
                 Some(ts) => self.publication(ts),
                 None => {
@@ -545,7 +597,19 @@ impl Sess {
             SseKind::Other => {
                 self.sh.other.fetch_add(1, Relaxed);
             }
-        };
+        }
+    }
+
+    /// Consumes `c.buf` through the chunk decoder and the SSE parser.
+    fn feed_sse(
+        &self,
+        c: &mut HttpConn<Conn>,
+        chunked: bool,
+        dec: &mut Chunked,
+        sse: &mut SseParser,
+        welcome: &mut bool,
+    ) -> std::io::Result<bool> {
+        let mut on_data = |kind: SseKind, data: &[u8]| self.sse_data(kind, data, welcome);
         let done = if chunked {
             let (used, done) = dec.feed(&c.buf, &mut |d| sse.feed(d, &mut on_data))?;
             c.buf.drain(..used);
@@ -595,6 +659,92 @@ impl Sess {
         }
     }
 
+    // ---- SSE over HTTP/2 ----
+
+    /// A new HTTP/2 connection for this session's group.
+    async fn connect_h2(&self) -> Result<h2::Sender, SetupError> {
+        let io = self.connect(self.spec.h2_group(self.n)).await?;
+        if self.tls.is_some() && io.alpn() != Some(ALPN_H2) {
+            return Err(refused(
+                "sse-h2",
+                "the node did not agree to HTTP/2 through ALPN",
+            ));
+        }
+        h2::handshake(io)
+            .await
+            .map_err(|e| transient("h2 handshake", e))
+    }
+
+    async fn open_sse_h2(&self, slot: &h2::Slot) -> Result<H2Sse, SetupError> {
+        let mut tx = slot.sender(|| self.connect_h2()).await?;
+        tx.ready()
+            .await
+            .map_err(|e| transient("h2 connection", e))?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let req = hyper::Request::get(format!(
+            "{scheme}://{}/sse?channel={}",
+            self.spec.host(),
+            url_encode(&self.channel)
+        ))
+        .header(hyper::header::ACCEPT, "text/event-stream")
+        .header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", self.token),
+        )
+        .body(h2::NoBody)
+        .map_err(|e| refused("sse-h2 request", e))?;
+        self.sh.requests.fetch_add(1, Relaxed);
+        let resp = tx
+            .send_request(req)
+            .await
+            .map_err(|e| transient("sse-h2 request", e))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if status != hyper::StatusCode::OK {
+            let text = tokio::time::timeout(Duration::from_millis(500), h2::next_data(&mut body))
+                .await
+                .ok()
+                .flatten()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(refused(
+                "sse-h2",
+                format!("HTTP {} {}", status.as_u16(), excerpt(&text)),
+            ));
+        }
+        let mut sse = SseParser::default();
+        loop {
+            let data = match h2::next_data(&mut body).await {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => return Err(transient("sse-h2 body", e)),
+                None => return Err(transient("sse-h2", "stream ended before welcome")),
+            };
+            let mut welcome = false;
+            sse.feed(&data, &mut |k, d| self.sse_data(k, d, &mut welcome));
+            if welcome {
+                return Ok(H2Sse { body, sse });
+            }
+        }
+    }
+
+    async fn run_sse_h2(&self, s: H2Sse) {
+        let H2Sse { mut body, mut sse } = s;
+        let mut welcome = false;
+        loop {
+            match h2::next_data(&mut body).await {
+                Some(Ok(d)) => sse.feed(&d, &mut |k, d| self.sse_data(k, d, &mut welcome)),
+                Some(Err(e)) => {
+                    self.sh.closed(format!("sse-h2: {e}"));
+                    return;
+                }
+                None => {
+                    self.sh.closed("sse-h2 stream ended".into());
+                    return;
+                }
+            }
+        }
+    }
+
     // ---- poll ----
 
     fn poll_request(&self, cursor: Option<&str>) -> String {
@@ -616,7 +766,7 @@ impl Sess {
     /// One poll round trip; returns the status and body.
     async fn poll_once(
         &self,
-        c: &mut HttpConn<Counted>,
+        c: &mut HttpConn<Conn>,
         cursor: Option<&str>,
     ) -> std::io::Result<(crate::bench::http::Head, Vec<u8>)> {
         self.sh.requests.fetch_add(1, Relaxed);
@@ -624,8 +774,8 @@ impl Sess {
         c.read_response().await
     }
 
-    async fn open_poll(&self) -> Result<(HttpConn<Counted>, String), SetupError> {
-        let mut c = HttpConn::new(self.tcp().await?);
+    async fn open_poll(&self) -> Result<(HttpConn<Conn>, String), SetupError> {
+        let mut c = HttpConn::new(self.connect(self.n).await?);
         let (head, body) = self
             .poll_once(&mut c, None)
             .await
@@ -642,7 +792,7 @@ impl Sess {
         Ok((c, cursor))
     }
 
-    async fn run_poll(&self, (mut c, mut cursor): (HttpConn<Counted>, String)) {
+    async fn run_poll(&self, (mut c, mut cursor): (HttpConn<Conn>, String)) {
         let interval = Duration::from_millis(self.spec.poll_interval_ms);
         let mut ticker = (!interval.is_zero()).then(|| {
             // Spread the clients evenly over the interval.
@@ -657,7 +807,7 @@ impl Sess {
                 t.tick().await;
             }
             if reconnect {
-                match self.tcp().await {
+                match self.connect(self.n).await {
                     Ok(io) => {
                         c = HttpConn::new(io);
                     }
@@ -701,9 +851,10 @@ impl Sess {
 }
 
 enum Ready {
-    Ws(WebSocketStream<Counted>),
+    Ws(WebSocketStream<Conn>),
     Sse(SseStream),
-    Poll((HttpConn<Counted>, String)),
+    SseH2(H2Sse),
+    Poll((HttpConn<Conn>, String)),
 }
 
 async fn session(sess: Sess, sem: Arc<Semaphore>) {
@@ -717,6 +868,10 @@ async fn session(sess: Sess, sem: Arc<Semaphore>) {
             match sess.spec.transport {
                 Transport::Ws => sess.open_ws().await.map(Ready::Ws),
                 Transport::Sse => sess.open_sse().await.map(Ready::Sse),
+                Transport::SseH2 => match &sess.h2 {
+                    Some(slot) => sess.open_sse_h2(slot).await.map(Ready::SseH2),
+                    None => Err(refused("sse-h2", "no connection group (internal)")),
+                },
                 Transport::Poll => sess.open_poll().await.map(Ready::Poll),
             }
         })
@@ -742,6 +897,7 @@ async fn session(sess: Sess, sem: Arc<Semaphore>) {
     match ready {
         Ready::Ws(ws) => sess.run_ws(ws).await,
         Ready::Sse(s) => sess.run_sse(s).await,
+        Ready::SseH2(s) => sess.run_sse_h2(s).await,
         Ready::Poll(p) => sess.run_poll(p).await,
     }
 }
@@ -772,6 +928,15 @@ pub async fn main() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(spec.lifetime_secs);
     let sem = Arc::new(Semaphore::new(spec.connect_concurrency.max(1)));
     let ttl = Duration::from_secs(spec.token_ttl_secs);
+    let tls = spec.tls()?;
+    let h2_groups: Vec<Arc<h2::Slot>> = if spec.transport == Transport::SseH2 {
+        let per = spec.streams_per_connection.max(1);
+        (0..spec.count.div_ceil(per))
+            .map(|_| Arc::default())
+            .collect()
+    } else {
+        Vec::new()
+    };
     for n in spec.first..spec.first + spec.count {
         let channel = spec.channel_for(n);
         let user = format!("bench-{n}");
@@ -782,6 +947,8 @@ pub async fn main() -> Result<()> {
             n,
             spec: spec.clone(),
             sh: sh.clone(),
+            tls: tls.clone(),
+            h2: h2_groups.get(spec.h2_group(n) as usize).cloned(),
             channel,
             token,
             got: AtomicU64::new(0),
