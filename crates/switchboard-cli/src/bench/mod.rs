@@ -18,6 +18,7 @@ mod procstat;
 mod scan;
 mod tls;
 mod worker;
+mod wsdeflate;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,6 +169,16 @@ struct FanoutArgs {
     /// Approximate size of each publication's data in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(30..=60_000))]
     size: u64,
+    /// Publish a realistic ticker update (~700 B of JSON: symbol, prices, sizes, the top of an
+    /// order book, numbers changing with every update) instead of `--size` bytes of padding,
+    /// which compresses unrealistically well.
+    #[arg(long)]
+    ticker: bool,
+    /// WebSocket subscribers offer permessage-deflate and require it (the node must enable
+    /// `websocket.compression` or a namespace's `compression`); each compressed message is
+    /// inflated to read its timestamp.
+    #[arg(long)]
+    compression: bool,
     /// The channel every subscriber joins.
     #[arg(long, default_value = "bench:fanout")]
     channel: String,

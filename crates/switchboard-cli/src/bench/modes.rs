@@ -85,6 +85,10 @@ struct Plan<'a> {
     spread: u64,
     poll_timeout: u64,
     poll_interval: Duration,
+    /// WebSocket sessions negotiate permessage-deflate.
+    deflate: bool,
+    /// Publish ticker updates instead of padding.
+    ticker: bool,
 }
 
 fn specs(c: &Common, t: &Target, p: &Plan<'_>) -> Result<(Vec<WorkerSpec>, usize)> {
@@ -112,6 +116,7 @@ fn specs(c: &Common, t: &Target, p: &Plan<'_>) -> Result<(Vec<WorkerSpec>, usize
             lifetime_secs: c.max_duration.as_secs() + 60,
             ca: if t.tls { c.ca.clone() } else { None },
             streams_per_connection: c.streams_per_connection,
+            deflate: p.deflate,
         });
         first += count;
     }
@@ -267,6 +272,8 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
         spread: 100,
         poll_timeout: 0,
         poll_interval: Duration::ZERO,
+        deflate: false,
+        ticker: false,
     };
     let (specs, sources) = specs(c, &t, &plan)?;
     let workers = specs.len();
@@ -384,6 +391,42 @@ impl Published {
     }
 }
 
+/// What each publication carries.
+#[derive(Clone, Copy)]
+struct Body {
+    /// Approximate bytes of padding.
+    size: u64,
+    /// A ticker update instead.
+    ticker: bool,
+}
+
+/// A ticker update (~700 B): prices and sizes that move with `seq`, the top eight levels of an
+/// order book on each side, as exchanges push them.
+fn ticker(channel: &str, seq: u64, ts: u64) -> String {
+    let mid = 64_000.0 + ((seq * 7919) % 2000) as f64 / 4.0;
+    let side = |sign: f64| {
+        (1..=8u32)
+            .map(|i| {
+                let price = mid + sign * f64::from(i) * 0.5;
+                let size = ((seq * 31 + u64::from(i) * 17) % 500) as f64 / 100.0;
+                format!(r#"{{"price":{price:.2},"size":{size:.3}}}"#)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        r#"{{"channel":{},"data":{{"seq":{seq},"ts":{ts},"symbol":"BTC-USD","bid":{:.2},"ask":{:.2},"last":{{"price":{mid:.2},"size":{:.3},"side":"{}"}},"volume_24h":{:.3},"bids":[{}],"asks":[{}]}}}}"#,
+        serde_json::to_string(channel).unwrap_or_default(),
+        mid - 0.25,
+        mid + 0.25,
+        ((seq * 13) % 100) as f64 / 1000.0,
+        if seq.is_multiple_of(2) { "buy" } else { "sell" },
+        12_345.0 + (seq % 1000) as f64 * 0.125,
+        side(-1.0),
+        side(1.0),
+    )
+}
+
 fn payload(channel: &str, seq: u64, ts: u64, size: u64) -> String {
     let head = format!(r#"{{"seq":{seq},"ts":{ts},"pad":""#);
     let pad = (size as usize).saturating_sub(head.len() + 2);
@@ -403,7 +446,7 @@ async fn publish(
     channel: &str,
     messages: u64,
     rate: f64,
-    size: u64,
+    body: Body,
     fleet: &mut Fleet,
 ) -> Result<Published> {
     let url = format!("{}/api/publish", t.base);
@@ -432,7 +475,11 @@ async fn publish(
             .timeout(Duration::from_secs(10))
             .header("X-API-Key", key)
             .header("Content-Type", "application/json")
-            .body(payload(channel, i, ts, size))
+            .body(if body.ticker {
+                ticker(channel, i, ts)
+            } else {
+                payload(channel, i, ts, body.size)
+            })
             .send()
             .await;
         match r {
@@ -529,7 +576,11 @@ async fn phase(
     }
     let cpu0 = t.server.as_ref().map(Server::cpu).transpose()?;
     let w0 = Instant::now();
-    let published = publish(t, &key, plan.channel, messages, rate, size, &mut fleet).await?;
+    let body = Body {
+        size,
+        ticker: plan.ticker,
+    };
+    let published = publish(t, &key, plan.channel, messages, rate, body, &mut fleet).await?;
     let expected = published.ok * ready.stats.connected;
     drain(&mut fleet, expected, drain_timeout).await?;
     let cpu1 = t.server.as_ref().map(Server::cpu).transpose()?;
@@ -642,6 +693,9 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
     if !(a.rate > 0.0 && a.rate <= 100_000.0) {
         bail!("--rate must be in (0, 100000]");
     }
+    if a.compression && a.transport != Transport::Ws {
+        bail!("--compression needs --transport ws");
+    }
     c.layout()?;
     c.secret()?;
     c.api_key()?;
@@ -652,13 +706,20 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
         spread: 0,
         poll_timeout: 25,
         poll_interval: Duration::ZERO,
+        deflate: a.compression,
+        ticker: a.ticker,
     };
     let (workers, sources) = c.layout()?;
     if !c.json {
         println!(
-            "bench fanout: {} {} subscribers on {} ({workers} workers, {} source addresses){}; {} publications of ~{} B at {}/s",
+            "bench fanout: {} {}{} subscribers on {} ({workers} workers, {} source addresses){}; {} publications of {} at {}/s",
             c.connections,
             a.transport.name(),
+            if a.compression {
+                " (permessage-deflate)"
+            } else {
+                ""
+            },
             a.channel,
             sources.len(),
             t.server
@@ -666,7 +727,11 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
                 .map(|s| format!(", server pid {}", s.pid))
                 .unwrap_or_default(),
             a.messages,
-            a.size,
+            if a.ticker {
+                "ticker updates (~700 B)".to_owned()
+            } else {
+                format!("~{} B", a.size)
+            },
             a.rate
         );
     }
@@ -686,6 +751,8 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
         v["mode"] = "fanout".into();
         v["channel"] = a.channel.clone().into();
         v["size"] = a.size.into();
+        v["ticker"] = a.ticker.into();
+        v["compression"] = a.compression.into();
         v["rate"] = a.rate.into();
         println!("{v}");
         return Ok(());
@@ -748,6 +815,17 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
     if let Some(x) = p.cpu_per_million() {
         println!("  server CPU-seconds per million deliveries: {x:.3}");
     }
+    if d > 0 {
+        println!(
+            "  bytes read by the subscribers per delivery: {:.1} (framing, pings and keep-alives included){}",
+            p.window.bytes_in as f64 / d as f64,
+            if a.compression {
+                "; permessage-deflate"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some((r0, r1)) = p.rss_kib {
         println!(
             "  server RSS: {} with subscribers, {} at the end",
@@ -797,6 +875,8 @@ pub async fn compare(a: CompareArgs) -> Result<()> {
             spread: 0,
             poll_timeout: 0,
             poll_interval: a.poll_interval,
+            deflate: false,
+            ticker: false,
         };
         if !c.json {
             eprintln!("- {} ...", tr.name());

@@ -35,6 +35,7 @@ use super::h2;
 use super::http::{Chunked, HttpConn, SseKind, SseParser};
 use super::scan::{each_ts, excerpt, first_ts, string_field, unix_micros, url_encode};
 use super::tls::{ALPN_H2, ALPN_HTTP1, MaybeTls};
+use super::wsdeflate::{DeflateWs, Msg};
 
 /// Latency histogram shards per worker (sessions record into `id % SHARDS`).
 const SHARDS: usize = 8;
@@ -84,6 +85,9 @@ pub struct WorkerSpec {
     /// `sse-h2`: streams per HTTP/2 connection.
     #[serde(default)]
     pub streams_per_connection: u64,
+    /// `ws`: offer permessage-deflate (and require it).
+    #[serde(default)]
+    pub deflate: bool,
 }
 
 impl WorkerSpec {
@@ -539,6 +543,84 @@ impl Sess {
         }
     }
 
+    // ---- WebSocket with permessage-deflate ----
+
+    async fn open_ws_deflate(&self) -> Result<DeflateWs<Conn>, SetupError> {
+        let io = self.connect(self.n).await?;
+        self.sh.requests.fetch_add(1, Relaxed);
+        let mut ws = DeflateWs::handshake(io, &self.spec.host())
+            .await
+            .map_err(|(fatal, e)| {
+                if fatal {
+                    refused("ws handshake", e)
+                } else {
+                    transient("ws handshake", e)
+                }
+            })?;
+        let sub = serde_json::to_string(&self.channel).unwrap_or_default();
+        let commands = [
+            (
+                1,
+                format!(r#"{{"id":1,"op":"connect","token":"{}"}}"#, self.token),
+                "connect",
+            ),
+            (
+                2,
+                format!(r#"{{"id":2,"op":"subscribe","channel":{sub}}}"#),
+                "subscribe",
+            ),
+        ];
+        for (id, cmd, what) in commands {
+            ws.send_text(&cmd)
+                .await
+                .map_err(|e| transient("ws send", e))?;
+            let prefix = format!(r#"{{"id":{id},"#);
+            loop {
+                match ws.next().await.map_err(|e| transient(what, e))? {
+                    Msg::Text(b) if b.starts_with(prefix.as_bytes()) => {
+                        if b[prefix.len()..].starts_with(br#""ok""#) {
+                            break;
+                        }
+                        return Err(refused(what, excerpt(&b)));
+                    }
+                    Msg::Text(_) => {
+                        self.sh.other.fetch_add(1, Relaxed);
+                    }
+                    Msg::Close(code, reason) => {
+                        return Err(refused(what, format!("closed {code:?} {reason}")));
+                    }
+                }
+            }
+        }
+        Ok(ws)
+    }
+
+    async fn run_ws_deflate(&self, mut ws: DeflateWs<Conn>) {
+        loop {
+            match ws.next().await {
+                Ok(Msg::Text(b)) => match b
+                    .starts_with(br#"{"op":"pub""#)
+                    .then(|| first_ts(&b))
+                    .flatten()
+                {
+                    Some(ts) => self.publication(ts),
+                    None => {
+                        self.sh.other.fetch_add(1, Relaxed);
+                    }
+                },
+                Ok(Msg::Close(code, reason)) => {
+                    let code = code.map_or_else(|| "(no code)".into(), |c| c.to_string());
+                    self.sh.closed(format!("ws close {code} {reason}"));
+                    return;
+                }
+                Err(e) => {
+                    self.sh.closed(format!("ws error: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
     // ---- SSE ----
 
     async fn open_sse(&self) -> Result<SseStream, SetupError> {
@@ -852,6 +934,7 @@ impl Sess {
 
 enum Ready {
     Ws(WebSocketStream<Conn>),
+    WsDeflate(DeflateWs<Conn>),
     Sse(SseStream),
     SseH2(H2Sse),
     Poll((HttpConn<Conn>, String)),
@@ -866,6 +949,9 @@ async fn session(sess: Sess, sem: Arc<Semaphore>) {
         attempt += 1;
         let r = tokio::time::timeout(SETUP_TIMEOUT, async {
             match sess.spec.transport {
+                Transport::Ws if sess.spec.deflate => {
+                    sess.open_ws_deflate().await.map(Ready::WsDeflate)
+                }
                 Transport::Ws => sess.open_ws().await.map(Ready::Ws),
                 Transport::Sse => sess.open_sse().await.map(Ready::Sse),
                 Transport::SseH2 => match &sess.h2 {
@@ -896,6 +982,7 @@ async fn session(sess: Sess, sem: Arc<Semaphore>) {
     sess.sh.connected.fetch_add(1, Relaxed);
     match ready {
         Ready::Ws(ws) => sess.run_ws(ws).await,
+        Ready::WsDeflate(ws) => sess.run_ws_deflate(ws).await,
         Ready::Sse(s) => sess.run_sse(s).await,
         Ready::SseH2(s) => sess.run_sse_h2(s).await,
         Ready::Poll(p) => sess.run_poll(p).await,
