@@ -5,8 +5,8 @@ pub mod codec;
 pub mod conn;
 pub mod deflate;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::State;
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::BytesMut;
@@ -14,10 +14,11 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
-use switchboard_core::Capabilities;
+use switchboard_core::{Capabilities, Credentials, Node};
 use tokio::net::TcpStream;
 
 use crate::error::ApiError;
+use crate::limits::ConnGuard;
 use crate::state::AppState;
 
 /// Query parameters of `/ws`.
@@ -44,42 +45,41 @@ fn accept_key(key: &[u8]) -> String {
 }
 
 /// Which handshake a request makes.
-enum Handshake {
+pub(crate) enum Handshake {
     /// HTTP/1.1 `Upgrade: websocket` with its `Sec-WebSocket-Key`.
     Upgrade(Vec<u8>),
     /// HTTP/2 extended CONNECT with `:protocol = websocket` (RFC 8441): no key, answered 200.
     Connect,
 }
 
-/// Checks the request line and headers of either handshake.
-fn handshake(req: &axum::extract::Request) -> Result<Handshake, Box<Response>> {
-    let headers = req.headers();
-    let h = if req.method() == Method::CONNECT {
-        let protocol = req.extensions().get::<hyper::ext::Protocol>();
-        if protocol.map(hyper::ext::Protocol::as_str) != Some("websocket") {
-            return Err(Box::new(
-                ApiError::bad_request(
-                    "CONNECT on /ws needs the extended CONNECT protocol `websocket` (RFC 8441)",
-                )
-                .into_response(),
+/// Checks the request line and headers of either handshake. `protocol`: the extended CONNECT
+/// protocol of an HTTP/2 request.
+///
+/// # Errors
+/// 400, or 426 for a version other than 13 (answer with `Sec-WebSocket-Version: 13`).
+pub(crate) fn handshake(
+    method: &Method,
+    protocol: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Handshake, ApiError> {
+    let h = if method == Method::CONNECT {
+        if protocol != Some("websocket") {
+            return Err(ApiError::bad_request(
+                "CONNECT on /ws needs the extended CONNECT protocol `websocket` (RFC 8441)",
             ));
         }
         Handshake::Connect
     } else {
-        if !header_has_token(headers, header::UPGRADE, "websocket")
+        if method != Method::GET
+            || !header_has_token(headers, header::UPGRADE, "websocket")
             || !header_has_token(headers, header::CONNECTION, "upgrade")
         {
-            return Err(Box::new(
-                ApiError::bad_request(
-                    "this endpoint speaks WebSocket: send an Upgrade: websocket request",
-                )
-                .into_response(),
+            return Err(ApiError::bad_request(
+                "this endpoint speaks WebSocket: send an Upgrade: websocket request",
             ));
         }
         let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-            return Err(Box::new(
-                ApiError::bad_request("missing Sec-WebSocket-Key").into_response(),
-            ));
+            return Err(ApiError::bad_request("missing Sec-WebSocket-Key"));
         };
         Handshake::Upgrade(key.as_bytes().to_vec())
     };
@@ -88,13 +88,9 @@ fn handshake(req: &axum::extract::Request) -> Result<Handshake, Box<Response>> {
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        let mut r = ApiError::bad_request("unsupported WebSocket version, use 13").into_response();
-        *r.status_mut() = StatusCode::UPGRADE_REQUIRED;
-        r.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(Box::new(r));
+        let mut e = ApiError::bad_request("unsupported WebSocket version, use 13");
+        e.status = StatusCode::UPGRADE_REQUIRED;
+        return Err(e);
     }
     Ok(h)
 }
@@ -114,76 +110,136 @@ fn negotiate(app: &AppState, headers: &HeaderMap) -> Option<conn::Deflate> {
     })
 }
 
-/// `GET /ws` (HTTP/1.1 Upgrade) and `CONNECT /ws` (HTTP/2, RFC 8441): checks the handshake,
-/// origin and ticket, then hands the upgraded stream to the connection loop.
-pub async fn handler(
-    State(app): State<AppState>,
-    Query(q): Query<WsQuery>,
-    mut req: axum::extract::Request,
-) -> Response {
-    let kind = match handshake(&req) {
-        Ok(k) => k,
-        Err(r) => return *r,
-    };
-    if let Err(e) = app.check_origin(req.headers()) {
-        return e.into_response();
-    }
+/// A handshake that passed every check: what the connection starts with.
+pub(crate) struct Admitted {
+    creds: Option<Credentials>,
+    guard: ConnGuard,
+    /// permessage-deflate, when negotiated.
+    pub deflate: Option<conn::Deflate>,
+}
+
+/// Origin, ticket, connection limits and compression: everything both handshake paths check
+/// after the request's shape.
+///
+/// # Errors
+/// The refusal to answer (403, 401, 503, ...).
+pub(crate) async fn admit(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ext: &Extensions,
+) -> Result<Admitted, ApiError> {
+    app.check_origin(headers)?;
+    let q: WsQuery = ws_query(query)?;
     let creds = match q.ticket.as_deref() {
-        Some(t) => match app.tickets.redeem(t).await {
-            Ok(c) => Some(c),
-            Err(e) => return e.into_response(),
-        },
+        Some(t) => Some(app.tickets.redeem(t).await?),
         None => None,
     };
-    let guard = match app
+    let guard = app
         .limits
-        .admit(creds.as_ref().map(|c| c.user.as_str()), req.extensions())
+        .admit(creds.as_ref().map(|c| c.user.as_str()), ext)?;
+    Ok(Admitted {
+        creds,
+        guard,
+        deflate: negotiate(app, headers),
+    })
+}
+
+fn ws_query(query: Option<&str>) -> Result<WsQuery, ApiError> {
+    let mut ticket = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "ticket" {
+            if ticket.is_some() {
+                return Err(ApiError::bad_request("ticket given twice"));
+            }
+            ticket = Some(v.into_owned());
+        }
+    }
+    Ok(WsQuery { ticket })
+}
+
+/// The session of an admitted connection; runs it on `io` until it ends.
+pub(crate) async fn run<S>(node: Node, a: Admitted, io: S, initial: BytesMut)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Admitted {
+        creds,
+        guard,
+        deflate,
+    } = a;
+    let _guard = guard;
+    let mut session = node.session(Capabilities::WEBSOCKET);
+    if let Some(c) = creds
+        && session.connect_with(c).is_err()
     {
-        Ok(g) => g,
+        // The user is at the per-user cap: the socket opens and is closed with 4007.
+        session
+            .handle()
+            .outbox
+            .close(switchboard_protocol::Disconnect::CONNECTION_LIMIT);
+    }
+    conn::run(io, session, initial, deflate).await;
+}
+
+fn error_response(e: ApiError) -> Response {
+    let upgrade = e.status == StatusCode::UPGRADE_REQUIRED;
+    let mut r = e.into_response();
+    if upgrade {
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+    }
+    r
+}
+
+/// `GET /ws` (HTTP/1.1 Upgrade) and `CONNECT /ws` (HTTP/2, RFC 8441) through hyper: checks the
+/// handshake, origin and ticket, then hands the upgraded stream to the connection loop.
+pub async fn handler(State(app): State<AppState>, mut req: axum::extract::Request) -> Response {
+    let protocol = req
+        .extensions()
+        .get::<hyper::ext::Protocol>()
+        .map(hyper::ext::Protocol::as_str);
+    let kind = match handshake(req.method(), protocol, req.headers()) {
+        Ok(k) => k,
+        Err(e) => return error_response(e),
+    };
+    let admitted = match admit(&app, req.headers(), req.uri().query(), req.extensions()).await {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let deflate = negotiate(&app, req.headers());
     let Some(on_upgrade) = req.extensions_mut().remove::<OnUpgrade>() else {
         return ApiError::bad_request("this connection cannot carry a WebSocket").into_response();
     };
-    crate::metrics::ws_handshake(matches!(kind, Handshake::Connect), deflate.is_some());
+    let deflate = admitted.deflate.is_some();
+    crate::metrics::ws_handshake(matches!(kind, Handshake::Connect), deflate);
     let node = app.node.clone();
     tokio::spawn(async move {
-        let _guard = guard;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut session = node.session(Capabilities::WEBSOCKET);
-        if let Some(c) = creds
-            && session.connect_with(c).is_err()
-        {
-            // The user is at the per-user cap: the socket opens and is closed with 4007.
-            session
-                .handle()
-                .outbox
-                .close(switchboard_protocol::Disconnect::CONNECTION_LIMIT);
-        }
-        // Unwrap hyper's boxed IO back to the plain TCP stream when possible: smaller and
-        // without an extra indirection on every read and write.
-        // Each arm boxed: the task's future would otherwise be as large as the largest arm
-        // (the TLS one) for every plain connection. `BytesMut::from` copies the few bytes that
-        // came with the handshake, so hyper's read buffer behind `read_buf` is freed now.
-        // An HTTP/2 stream stays boxed (the last arm).
+        // Unwrap hyper's boxed IO back to the TLS stream when possible: smaller and without an
+        // extra indirection on every read and write. Each arm boxed: the task's future would
+        // otherwise be as large as the largest arm for every connection. `BytesMut::from`
+        // copies the few bytes that came with the handshake, so hyper's read buffer behind
+        // `read_buf` is freed now. An HTTP/2 stream (or a plain TCP one, when the take-over is
+        // off) stays boxed.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let initial = BytesMut::from(&parts.read_buf[..]);
                 drop(parts.read_buf);
-                Box::pin(conn::run(parts.io.into_inner(), session, initial, deflate)).await
+                Box::pin(run(node, admitted, parts.io.into_inner(), initial)).await
             }
             Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
                 Ok(parts) => {
                     let initial = BytesMut::from(&parts.read_buf[..]);
                     drop(parts.read_buf);
-                    Box::pin(conn::run(parts.io.into_inner(), session, initial, deflate)).await
+                    Box::pin(run(node, admitted, parts.io.into_inner(), initial)).await
                 }
                 Err(upgraded) => {
                     let io = TokioIo::new(upgraded);
-                    Box::pin(conn::run(io, session, BytesMut::new(), deflate)).await
+                    Box::pin(run(node, admitted, io, BytesMut::new())).await
                 }
             },
         }
@@ -196,9 +252,10 @@ pub async fn handler(
             .header(header::SEC_WEBSOCKET_ACCEPT, accept_key(&key)),
         Handshake::Connect => Response::builder().status(StatusCode::OK),
     };
-    let response = match deflate {
-        Some(_) => response.header(header::SEC_WEBSOCKET_EXTENSIONS, deflate::RESPONSE),
-        None => response,
+    let response = if deflate {
+        response.header(header::SEC_WEBSOCKET_EXTENSIONS, deflate::RESPONSE)
+    } else {
+        response
     };
     response
         .body(axum::body::Body::empty())
