@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, .ci/run). Installs what the tests need on a fresh
 # Debian machine (redis-server, Chromium, nginx, openssl; npm packages, Python requests and
-# websockets), then
+# websockets; schemathesis, pinned and installed by scripts/schemathesis.sh), then
 # runs every test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+echo "==> server API against its OpenAPI document (schemathesis)"
+./scripts/schemathesis.sh
 echo "==> browser SDK tests (headless Chromium)"
 (cd clients/js && npm ci --no-audit --no-fund && npm test)
 echo "==> service desk example (headless Chromium)"

@@ -15,14 +15,33 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     r.map(|Json(v)| v).map_err(ApiError::from)
 }
 
+/// An `idempotency_key` is 1–256 printable ASCII characters, as the OpenAPI document says (a
+/// length in characters is then also one in bytes, which is what the node stores).
+fn check_idempotency_key(key: Option<&str>) -> Result<(), ApiError> {
+    match key {
+        Some(k)
+            if k.is_empty()
+                || k.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || !k.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+        {
+            Err(ApiError::bad_request(
+                "idempotency_key must be 1–256 printable ASCII characters",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Publish to a channel.
 #[utoipa::path(post, path = "/api/publish", request_body = PublishRequest,
-    responses((status = 200, body = PublishResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "Published (or the first result of this idempotency key)", body = PublishResponse),
+        (status = 503, description = "The engine failed; retrying may help", body = ErrorBody)))]
 pub async fn publish(
     State(app): State<AppState>,
     req: Result<Json<PublishRequest>, JsonRejection>,
 ) -> ApiResult<PublishResponse> {
     let req = body(req)?;
+    check_idempotency_key(req.idempotency_key.as_deref())?;
     let data = Bytes::from(req.data.get().to_owned());
     let r = app
         .node
@@ -36,7 +55,7 @@ pub async fn publish(
 
 /// Publish the same data to several channels.
 #[utoipa::path(post, path = "/api/broadcast", request_body = BroadcastRequest,
-    responses((status = 200, body = BroadcastResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "One result per channel, in request order", body = BroadcastResponse)))]
 pub async fn broadcast(
     State(app): State<AppState>,
     req: Result<Json<BroadcastRequest>, JsonRejection>,
@@ -45,6 +64,7 @@ pub async fn broadcast(
     if req.channels.is_empty() || req.channels.len() > 1000 {
         return Err(ApiError::bad_request("channels must hold 1 to 1000 names"));
     }
+    check_idempotency_key(req.idempotency_key.as_deref())?;
     let data = Bytes::from(req.data.get().to_owned());
     let mut results = Vec::with_capacity(req.channels.len());
     for channel in req.channels {
@@ -72,7 +92,9 @@ pub async fn broadcast(
 
 /// Read a channel's history.
 #[utoipa::path(post, path = "/api/history", request_body = HistoryRequest,
-    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "Publications and the current position", body = HistoryResponse),
+        (status = 409, description = "`unrecoverable_position`: history cannot serve `since`", body = ErrorBody),
+        (status = 503, description = "The engine failed; retrying may help", body = ErrorBody)))]
 pub async fn history(
     State(app): State<AppState>,
     req: Result<Json<HistoryRequest>, JsonRejection>,
@@ -99,7 +121,8 @@ pub async fn history(
 
 /// List clients present in a channel.
 #[utoipa::path(post, path = "/api/presence", request_body = PresenceRequest,
-    responses((status = 200, body = PresenceResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "Present clients", body = PresenceResponse),
+        (status = 503, description = "The engine failed; retrying may help", body = ErrorBody)))]
 pub async fn presence(
     State(app): State<AppState>,
     req: Result<Json<PresenceRequest>, JsonRejection>,
@@ -113,7 +136,8 @@ pub async fn presence(
 
 /// This node's active channels with subscriber counts.
 #[utoipa::path(get, path = "/api/channels", params(ChannelsQuery),
-    responses((status = 200, body = ChannelsResponse)))]
+    responses((status = 200, description = "Active channels", body = ChannelsResponse),
+        (status = 400, description = "`bad_request`: the query string cannot be read", body = ErrorBody)))]
 pub async fn channels(
     State(app): State<AppState>,
     q: Result<Query<ChannelsQuery>, QueryRejection>,
@@ -133,7 +157,8 @@ pub async fn channels(
 
 /// Disconnect every session of a user, on every node.
 #[utoipa::path(post, path = "/api/disconnect", request_body = DisconnectRequest,
-    responses((status = 200, body = DisconnectResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "Sessions closed on this node", body = DisconnectResponse),
+        (status = 503, description = "The engine failed; retrying may help", body = ErrorBody)))]
 pub async fn disconnect(
     State(app): State<AppState>,
     req: Result<Json<DisconnectRequest>, JsonRejection>,
@@ -147,7 +172,8 @@ pub async fn disconnect(
 }
 
 /// Node information.
-#[utoipa::path(get, path = "/api/info", responses((status = 200, body = InfoResponse)))]
+#[utoipa::path(get, path = "/api/info",
+    responses((status = 200, description = "This node and the live nodes", body = InfoResponse)))]
 pub async fn info(State(app): State<AppState>) -> ApiResult<InfoResponse> {
     let node = &app.node;
     Ok(Json(InfoResponse {
