@@ -11,6 +11,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::sampler::Sampler;
 use super::worker::{Event, Stats, WorkerSpec, new_histogram};
 
 struct Proc {
@@ -50,6 +51,8 @@ pub struct Fleet {
     replies: Vec<Option<Stats>>,
     exited: Vec<bool>,
     stopping: bool,
+    /// Records the run's time series while the fleet is pumped (`--report`).
+    sampler: Option<Sampler>,
 }
 
 impl Fleet {
@@ -100,6 +103,7 @@ impl Fleet {
             replies: vec![None; n],
             exited: vec![false; n],
             stopping: false,
+            sampler: None,
         })
     }
 
@@ -149,10 +153,59 @@ impl Fleet {
     pub async fn pump(&mut self, d: Duration) -> Result<()> {
         let until = Instant::now() + d;
         loop {
-            match tokio::time::timeout_at(until, self.rx.recv()).await {
+            let wake = self.sampler.as_ref().map_or(until, |s| s.due().min(until));
+            match tokio::time::timeout_at(wake, self.rx.recv()).await {
                 Ok(Some((i, ev))) => self.apply(i, ev)?,
-                Ok(None) | Err(_) => return Ok(()),
+                Ok(None) => return Ok(()),
+                Err(_) => {}
             }
+            self.sample();
+            if Instant::now() >= until {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles the worker messages already waiting, without blocking (for loops that do not
+    /// pump, such as publishing at full speed), and samples when due.
+    ///
+    /// # Errors
+    /// A worker died.
+    pub fn poll(&mut self) -> Result<()> {
+        while let Ok((i, ev)) = self.rx.try_recv() {
+            self.apply(i, ev)?;
+        }
+        self.sample();
+        Ok(())
+    }
+
+    /// Records the run's time series from now on (see [`Sampler`]).
+    pub fn set_sampler(&mut self, mut sampler: Sampler) {
+        sampler.record(self.totals());
+        self.sampler = Some(sampler);
+    }
+
+    /// Labels the current moment of the time series, if one is recorded.
+    pub fn mark(&mut self, label: &str) {
+        let totals = self.totals();
+        if let Some(s) = &mut self.sampler {
+            s.record(totals);
+            s.mark(label);
+        }
+    }
+
+    /// Ends the time series (with a last sample) and hands it over.
+    pub fn take_sampler(&mut self) -> Option<Sampler> {
+        let totals = self.totals();
+        let mut s = self.sampler.take()?;
+        s.record(totals);
+        Some(s)
+    }
+
+    fn sample(&mut self) {
+        let totals = self.totals();
+        if let Some(s) = &mut self.sampler {
+            s.poll(totals);
         }
     }
 
@@ -166,17 +219,18 @@ impl Fleet {
         })
     }
 
-    /// Waits until every worker attempted all its sessions; `tick` is called every ~2 s.
+    /// Waits until every worker attempted all its sessions; `tick` is called every `every`.
     ///
     /// # Errors
     /// A worker died, or `timeout` passed.
     pub async fn wait_ready(
         &mut self,
         timeout: Duration,
+        every: Duration,
         mut tick: impl FnMut(Counts),
     ) -> Result<()> {
         let start = Instant::now();
-        let mut next_tick = start + Duration::from_secs(2);
+        let mut next_tick = start + every;
         while !self.ready.iter().all(|r| *r) {
             if start.elapsed() > timeout {
                 let t = self.totals();
@@ -199,7 +253,7 @@ impl Fleet {
             self.pump(Duration::from_millis(100)).await?;
             if Instant::now() >= next_tick {
                 tick(self.totals());
-                next_tick += Duration::from_secs(2);
+                next_tick += every;
             }
         }
         Ok(())

@@ -9,12 +9,19 @@
 //!
 //! With `--url https://127.0.0.1:PORT --ca FILE` every client speaks TLS; `--transport sse-h2`
 //! opens the SSE streams over HTTP/2, many per connection (see [`h2`]).
+//!
+//! On a terminal the run draws progress bars ([`progress`]); `fanout` and `idle` take
+//! `--report FILE`, a self-contained HTML page with SVG charts ([`report`]) of the latency and
+//! of the time series that [`sampler`] records while the fleet runs.
 
 mod fleet;
 mod h2;
 mod http;
 mod modes;
 mod procstat;
+mod progress;
+mod report;
+mod sampler;
 mod scan;
 mod tls;
 mod worker;
@@ -150,6 +157,10 @@ struct IdleArgs {
     /// Channel prefix: session n subscribes to `<prefix>-<n % 100>`.
     #[arg(long, default_value = "bench:idle")]
     channel: String,
+    /// Write a self-contained HTML report to FILE: sessions and server RSS and CPU over time
+    /// as the sessions connect and idle, with the run's parameters and figures.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// Options of `bench fanout`.
@@ -185,6 +196,10 @@ struct FanoutArgs {
     /// Longest wait for deliveries after the last publication.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// Write a self-contained HTML report to FILE: latency histogram and percentile curve,
+    /// deliveries/s, sessions, server CPU and RSS over time, the run's parameters and figures.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// Options of `bench compare`.

@@ -2,6 +2,7 @@
 //! `compare` (polling vs SSE vs WebSocket).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +12,9 @@ use tokio::time::Instant;
 
 use super::fleet::{Fleet, Merged};
 use super::procstat::{Cpu, Server, find_listener};
+use super::progress::Progress;
+use super::report::{self, Report};
+use super::sampler::{self, Mark, Sample, Sampler};
 use super::scan::unix_micros;
 use super::worker::WorkerSpec;
 use super::{Common, CompareArgs, FanoutArgs, IdleArgs, Transport, local_port};
@@ -145,24 +149,30 @@ fn wire(specs: &[WorkerSpec], t: &Target) -> (u64, String) {
     }
 }
 
-/// Starts the workers and waits for their sessions.
-async fn launch(c: &Common, specs: Vec<WorkerSpec>, quiet: bool) -> Result<(Fleet, f64)> {
+/// Starts the workers and waits for their sessions; `sampler` records the run's time series
+/// from the first connection on.
+async fn launch(
+    c: &Common,
+    specs: Vec<WorkerSpec>,
+    progress: &Progress,
+    sampler: Option<Sampler>,
+) -> Result<(Fleet, f64)> {
     let start = Instant::now();
     let mut fleet = Fleet::spawn(specs).await?;
+    if let Some(s) = sampler {
+        fleet.set_sampler(s);
+    }
+    fleet.mark("sessions connecting");
     // Generous: a loaded 2-core machine sets up a few thousand sessions per second.
     let timeout = c
         .ready_timeout
         .unwrap_or(Duration::from_secs(60) + Duration::from_millis(c.connections * 10));
+    progress.sessions_start(c.connections);
     fleet
-        .wait_ready(timeout, |t| {
-            if !quiet {
-                eprintln!(
-                    "  ... {} sessions ready, {} failed, {} other pushes received",
-                    t.connected, t.failed, t.other
-                );
-            }
-        })
+        .wait_ready(timeout, progress.every(), |t| progress.sessions(t))
         .await?;
+    progress.sessions_done(fleet.totals());
+    fleet.mark("sessions ready");
     Ok((fleet, start.elapsed().as_secs_f64()))
 }
 
@@ -182,16 +192,23 @@ async fn settle(
     fleet: &mut Fleet,
     timeout: Duration,
     quiet_cpu: bool,
+    progress: &Progress,
 ) -> Result<Settled> {
     let start = Instant::now();
     let Some(server) = server else {
+        progress.status("settling", "2 s (server pid unknown)".into());
         fleet.pump(Duration::from_secs(2)).await?;
+        progress.status_done("2 s".into());
         return Ok(Settled {
             secs: 2.0,
             settled: false,
             idle_cpu: None,
         });
     };
+    progress.status(
+        "settling",
+        "waiting until the server's RSS stops growing and its CPU is quiet".into(),
+    );
     let mut samples: VecDeque<(Instant, u64, f64)> = VecDeque::new();
     loop {
         let now = Instant::now();
@@ -206,7 +223,20 @@ async fn settle(
             let growth = rss2.saturating_sub(rss0);
             let cpu = (cpu2 - cpu1) / (t2 - t1).as_secs_f64();
             let quiet = growth <= (rss2 / 200).max(256) && (!quiet_cpu || cpu <= 0.05);
+            progress.status_update(format!(
+                "server RSS {}, CPU {:.0} % of a core",
+                kib(rss2),
+                cpu * 100.0
+            ));
             if quiet || start.elapsed() >= timeout {
+                progress.status_done(format!(
+                    "{} after {:.1} s (RSS {}, CPU {:.0} %)",
+                    if quiet { "settled" } else { "NOT settled" },
+                    start.elapsed().as_secs_f64(),
+                    kib(rss2),
+                    cpu * 100.0
+                ));
+                fleet.mark("server settled");
                 return Ok(Settled {
                     secs: start.elapsed().as_secs_f64(),
                     settled: quiet,
@@ -254,6 +284,56 @@ fn latency_json(h: &Histogram<u64>) -> Value {
     })
 }
 
+/// Checks early (before a long run) that the `--report` file can be written.
+fn report_file(path: &Path) -> Result<PathBuf> {
+    std::fs::write(path, "")
+        .with_context(|| format!("--report: cannot write {}", path.display()))?;
+    Ok(path.to_owned())
+}
+
+/// Report parameters that every mode shares.
+fn common_params(c: &Common, t: &Target, workers: usize, sources: usize) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("--url".to_owned(), t.base.clone()),
+        ("--connections".to_owned(), c.connections.to_string()),
+        ("workers".to_owned(), workers.to_string()),
+        ("source addresses".to_owned(), sources.to_string()),
+        (
+            "--connect-concurrency".to_owned(),
+            format!("{} per worker", c.connect_concurrency),
+        ),
+        (
+            "server pid".to_owned(),
+            t.server
+                .as_ref()
+                .map(|s| s.pid.to_string())
+                .unwrap_or_else(|| "unknown (no CPU or RSS figures)".into()),
+        ),
+    ];
+    if t.tls {
+        p.push(("TLS".into(), "yes (--ca)".into()));
+    }
+    p.push((
+        "machine".into(),
+        format!(
+            "{} CPUs (load generator and node share them)",
+            std::thread::available_parallelism().map_or(0, usize::from)
+        ),
+    ));
+    p
+}
+
+fn server_notes(t: &Target) -> Vec<String> {
+    let mut n = vec![
+        "The load generator runs on the same machine as the node: compare runs with each other, not with other machines.".to_owned(),
+        "Samples every 250 ms (the step doubles when a long run fills the series); rates over a trailing 1 s window.".to_owned(),
+    ];
+    if t.server.is_none() {
+        n.push("The server's pid was unknown (pass --pid): no CPU or RSS series.".into());
+    }
+    n
+}
+
 // ---------------------------------------------------------------- idle
 
 pub async fn idle(a: IdleArgs) -> Result<()> {
@@ -290,9 +370,21 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    let report_file = a.report.as_deref().map(report_file).transpose()?;
+    let progress = Progress::new(c.json);
     let rss_before = t.server.as_ref().map(Server::rss_kib).transpose()?;
-    let (mut fleet, setup_secs) = launch(c, specs, c.json).await?;
-    let settled = settle(t.server.as_ref(), &mut fleet, c.settle_timeout, true).await?;
+    let sampler = report_file
+        .is_some()
+        .then(|| Sampler::new(t.server.clone(), sampler::EVERY, sampler::CAPACITY));
+    let (mut fleet, setup_secs) = launch(c, specs, &progress, sampler).await?;
+    let settled = settle(
+        t.server.as_ref(),
+        &mut fleet,
+        c.settle_timeout,
+        true,
+        &progress,
+    )
+    .await?;
     let rss_after = t.server.as_ref().map(Server::rss_kib).transpose()?;
     let ready = fleet.stats(false).await?.stats;
     let sessions = ready.connected;
@@ -303,32 +395,115 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
         _ => None,
     };
     if !c.json {
-        println!(
-            "  sessions: {sessions} ready, {} failed, set up in {setup_secs:.1} s",
-            ready.failed
-        );
-        print_map("setup errors", &ready.errors);
-        if let (Some(b), Some(af), Some(p)) = (rss_before, rss_after, per_session) {
+        progress.suspend(|| {
             println!(
-                "  server RSS: before {}, after {} ({} after {:.1} s)",
-                kib(b),
-                kib(af),
-                if settled.settled {
-                    "settled"
-                } else {
-                    "NOT settled"
-                },
-                settled.secs
+                "  sessions: {sessions} ready, {} failed, set up in {setup_secs:.1} s",
+                ready.failed
             );
-            println!("  KiB per session: {p:.2}");
-        }
-        println!("  holding for {} ...", humantime::format_duration(a.hold));
+            print_map("setup errors", &ready.errors);
+            if let (Some(b), Some(af), Some(p)) = (rss_before, rss_after, per_session) {
+                println!(
+                    "  server RSS: before {}, after {} ({} after {:.1} s)",
+                    kib(b),
+                    kib(af),
+                    if settled.settled {
+                        "settled"
+                    } else {
+                        "NOT settled"
+                    },
+                    settled.secs
+                );
+                println!("  KiB per session: {p:.2}");
+            }
+            if !matches!(progress, Progress::Bars(_)) {
+                println!("  holding for {} ...", humantime::format_duration(a.hold));
+            }
+        });
     }
+    fleet.mark("hold");
+    progress.status(
+        "holding",
+        format!(
+            "{} sessions for {}",
+            sessions,
+            humantime::format_duration(a.hold)
+        ),
+    );
     fleet.pump(a.hold).await?;
+    progress.status_done(format!("held for {}", humantime::format_duration(a.hold)));
     let end = fleet.stats(false).await?.stats;
     let rss_end = t.server.as_ref().map(Server::rss_kib).transpose()?;
     let lost: u64 = end.closed.values().sum();
+    let series = fleet.take_sampler().map(Sampler::into_parts);
     fleet.stop().await;
+    if let (Some(path), Some((samples, marks))) = (&report_file, series) {
+        let mut summary = vec![
+            ("sessions ready".to_owned(), sessions.to_string()),
+            ("sessions failed".to_owned(), ready.failed.to_string()),
+            ("set up in".to_owned(), format!("{setup_secs:.1} s")),
+            (
+                "server settled".to_owned(),
+                format!(
+                    "{} after {:.1} s",
+                    if settled.settled { "yes" } else { "NO" },
+                    settled.secs
+                ),
+            ),
+            (
+                "sessions closed by the server during the hold".to_owned(),
+                lost.to_string(),
+            ),
+        ];
+        let mut headline = vec![("sessions".to_owned(), sessions.to_string())];
+        if let (Some(b), Some(af)) = (rss_before, rss_after) {
+            summary.push(("server RSS before".to_owned(), kib(b)));
+            summary.push(("server RSS with the sessions".to_owned(), kib(af)));
+            headline.push(("server RSS with the sessions".to_owned(), kib(af)));
+        }
+        if let Some(r) = rss_end {
+            summary.push(("server RSS after the hold".to_owned(), kib(r)));
+        }
+        if let Some(p) = per_session {
+            summary.push(("KiB per session".to_owned(), format!("{p:.2}")));
+            headline.push(("KiB per session".to_owned(), format!("{p:.2}")));
+        }
+        headline.push(("set up in".to_owned(), format!("{setup_secs:.1} s")));
+        for (k, v) in &end.closed {
+            summary.push((format!("closed by the server: {k}"), v.to_string()));
+        }
+        for (k, v) in &ready.errors {
+            summary.push((format!("setup error: {k}"), v.to_string()));
+        }
+        let mut params = common_params(c, &t, workers, sources);
+        params.insert(0, ("mode".into(), "idle".into()));
+        params.push(("--transport".into(), a.transport.name().into()));
+        params.push(("--channel".into(), format!("{}-0..99", a.channel)));
+        params.push((
+            "--hold".into(),
+            humantime::format_duration(a.hold).to_string(),
+        ));
+        let r = Report {
+            title: "bench idle".into(),
+            subtitle: format!(
+                "{} idle {} sessions ({carried}, {tcp_connections} connections) · {}",
+                c.connections,
+                a.transport.name(),
+                report::now_utc()
+            ),
+            headline,
+            params,
+            summary,
+            latency_us: None,
+            samples,
+            marks,
+            deliveries: false,
+            notes: server_notes(&t),
+        };
+        report::write(path, &r)?;
+        if !c.json {
+            println!("  report: {}", path.display());
+        }
+    }
     if c.json {
         println!(
             "{}",
@@ -353,6 +528,7 @@ pub async fn idle(a: IdleArgs) -> Result<()> {
                 "kib_per_session": per_session,
                 "closed_during_hold": end.closed,
                 "errors": end.errors,
+                "report": report_file,
             })
         );
     } else {
@@ -448,6 +624,7 @@ async fn publish(
     rate: f64,
     body: Body,
     fleet: &mut Fleet,
+    progress: &Progress,
 ) -> Result<Published> {
     let url = format!("{}/api/publish", t.base);
     let start = Instant::now();
@@ -500,18 +677,28 @@ async fn publish(
                 *out.errors.entry(format!("publish: {e}")).or_default() += 1;
             }
         }
+        // At high rates the loop may never pump: take the workers' news and sample anyway.
+        fleet.poll()?;
+        progress.published(i + 1, out.failed, fleet.totals().received);
     }
+    progress.publish_done(out.ok);
     Ok(out)
 }
 
 /// Waits until `expected` publications arrived, deliveries stall for 5 s, or `timeout` passes.
-async fn drain(fleet: &mut Fleet, expected: u64, timeout: Duration) -> Result<()> {
+async fn drain(
+    fleet: &mut Fleet,
+    expected: u64,
+    timeout: Duration,
+    progress: &Progress,
+) -> Result<()> {
     let start = Instant::now();
     let mut last = fleet.totals().received;
     let mut changed = Instant::now();
     while fleet.totals().received < expected && start.elapsed() < timeout {
         fleet.pump(Duration::from_millis(20)).await?;
         let now = fleet.totals().received;
+        progress.delivered(now);
         if now != last {
             last = now;
             changed = Instant::now();
@@ -519,6 +706,7 @@ async fn drain(fleet: &mut Fleet, expected: u64, timeout: Duration) -> Result<()
             break;
         }
     }
+    progress.delivered_done(fleet.totals().received, expected);
     Ok(())
 }
 
@@ -536,6 +724,8 @@ struct Phase {
     final_stats: Merged,
     cpu: Option<Cpu>,
     rss_kib: Option<(u64, u64)>,
+    /// The time series, when a report was asked for.
+    series: Option<(Vec<Sample>, Vec<Mark>)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -547,46 +737,68 @@ async fn phase(
     rate: f64,
     size: u64,
     drain_timeout: Duration,
-    quiet: bool,
+    progress: &Progress,
+    sample: bool,
 ) -> Result<Phase> {
     let key = c.api_key()?;
     let (specs, _) = specs(c, t, plan)?;
-    let (mut fleet, setup_secs) = launch(c, specs, quiet).await?;
+    let sampler = sample.then(|| Sampler::new(t.server.clone(), sampler::EVERY, sampler::CAPACITY));
+    let (mut fleet, setup_secs) = launch(c, specs, progress, sampler).await?;
     let quiet_cpu = plan.transport != Transport::Poll || plan.poll_interval.is_zero();
-    let settled = settle(t.server.as_ref(), &mut fleet, c.settle_timeout, quiet_cpu).await?;
+    let settled = settle(
+        t.server.as_ref(),
+        &mut fleet,
+        c.settle_timeout,
+        quiet_cpu,
+        progress,
+    )
+    .await?;
     let rss_ready = t.server.as_ref().map(Server::rss_kib).transpose()?;
     let ready = fleet.stats(false).await?;
     if ready.stats.connected == 0 {
         fleet.stop().await;
         bail!("no session could be set up: {:?}", ready.stats.errors);
     }
-    if !quiet {
-        eprintln!(
-            "  {} {} sessions ready ({} failed) in {setup_secs:.1} s; server {} after {:.1} s; publishing {messages} at {rate}/s ...",
-            ready.stats.connected,
-            plan.transport.name(),
-            ready.stats.failed,
-            if settled.settled {
-                "settled"
-            } else {
-                "NOT settled"
-            },
-            settled.secs,
-        );
-    }
+    progress.line(&format!(
+        "  {} {} sessions ready ({} failed) in {setup_secs:.1} s; server {} after {:.1} s; publishing {messages} at {rate}/s ...",
+        ready.stats.connected,
+        plan.transport.name(),
+        ready.stats.failed,
+        if settled.settled {
+            "settled"
+        } else {
+            "NOT settled"
+        },
+        settled.secs,
+    ));
     let cpu0 = t.server.as_ref().map(Server::cpu).transpose()?;
     let w0 = Instant::now();
     let body = Body {
         size,
         ticker: plan.ticker,
     };
-    let published = publish(t, &key, plan.channel, messages, rate, body, &mut fleet).await?;
+    fleet.mark("first publication");
+    progress.publish_start(messages, messages * ready.stats.connected);
+    let published = publish(
+        t,
+        &key,
+        plan.channel,
+        messages,
+        rate,
+        body,
+        &mut fleet,
+        progress,
+    )
+    .await?;
+    fleet.mark("last publication");
     let expected = published.ok * ready.stats.connected;
-    drain(&mut fleet, expected, drain_timeout).await?;
+    drain(&mut fleet, expected, drain_timeout, progress).await?;
+    fleet.mark("deliveries drained");
     let cpu1 = t.server.as_ref().map(Server::cpu).transpose()?;
     let window_secs = w0.elapsed().as_secs_f64();
     let end = fleet.stats(true).await?;
     let rss_end = t.server.as_ref().map(Server::rss_kib).transpose()?;
+    let series = fleet.take_sampler().map(Sampler::into_parts);
     fleet.stop().await;
     let s0 = &ready.stats;
     let s1 = &end.stats;
@@ -610,6 +822,7 @@ async fn phase(
         final_stats: end,
         cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
         rss_kib: rss_ready.zip(rss_end),
+        series,
     })
 }
 
@@ -710,6 +923,7 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
         ticker: a.ticker,
     };
     let (workers, sources) = c.layout()?;
+    let report_file = a.report.as_deref().map(report_file).transpose()?;
     if !c.json {
         println!(
             "bench fanout: {} {}{} subscribers on {} ({workers} workers, {} source addresses){}; {} publications of {} at {}/s",
@@ -735,6 +949,7 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
             a.rate
         );
     }
+    let progress = Progress::new(c.json);
     let p = phase(
         c,
         &t,
@@ -743,9 +958,16 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
         a.rate,
         a.size,
         a.drain_timeout,
-        c.json,
+        &progress,
+        report_file.is_some(),
     )
     .await?;
+    if let Some(path) = &report_file {
+        report::write(
+            path,
+            &fanout_report(&a, &t, &p, workers as usize, sources.len()),
+        )?;
+    }
     if c.json {
         let mut v = p.to_json();
         v["mode"] = "fanout".into();
@@ -754,6 +976,7 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
         v["ticker"] = a.ticker.into();
         v["compression"] = a.compression.into();
         v["rate"] = a.rate.into();
+        v["report"] = json!(report_file);
         println!("{v}");
         return Ok(());
     }
@@ -835,7 +1058,185 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
     }
     print_map("errors", &p.final_stats.stats.errors);
     print_map("sessions closed by the server", &p.final_stats.stats.closed);
+    if let Some(path) = &report_file {
+        println!("  report: {}", path.display());
+    }
     Ok(())
+}
+
+/// The `--report` of a fanout run.
+fn fanout_report(a: &FanoutArgs, t: &Target, p: &Phase, workers: usize, sources: usize) -> Report {
+    let c = &a.common;
+    let d = p.delivered();
+    let per_s = d as f64 / p.delivery_secs().max(1e-9);
+    let mut headline = vec![("deliveries/s".to_owned(), format!("{per_s:.0}"))];
+    let mut summary = vec![
+        (
+            "subscribers".to_owned(),
+            format!(
+                "{} ready, {} failed, set up in {:.1} s",
+                p.ready.stats.connected, p.ready.stats.failed, p.setup_secs
+            ),
+        ),
+        (
+            "server settled".to_owned(),
+            format!(
+                "{} after {:.1} s (idle CPU {:.1} %)",
+                if p.settled.settled { "yes" } else { "NO" },
+                p.settled.secs,
+                p.settled.idle_cpu.unwrap_or(0.0) * 100.0
+            ),
+        ),
+        (
+            "published".to_owned(),
+            format!(
+                "{} ok, {} failed, {:.1}/s achieved",
+                p.published.ok,
+                p.published.failed,
+                p.published.rate()
+            ),
+        ),
+        (
+            "delivered".to_owned(),
+            format!(
+                "{d}/{} ({:.2} %)",
+                p.expected,
+                if p.expected > 0 {
+                    d as f64 * 100.0 / p.expected as f64
+                } else {
+                    0.0
+                }
+            ),
+        ),
+        (
+            "subscribers that received nothing".to_owned(),
+            p.ready
+                .stats
+                .connected
+                .saturating_sub(p.final_stats.stats.receiving)
+                .to_string(),
+        ),
+        (
+            "deliveries per second".to_owned(),
+            format!(
+                "{per_s:.0} over {:.2} s (first publication to last delivery)",
+                p.delivery_secs()
+            ),
+        ),
+    ];
+    if let Some(h) = p.hist() {
+        let q = |q: f64| format!("{:.2} ms", ms(h.value_at_quantile(q)));
+        headline.push(("latency p50".into(), q(0.5)));
+        headline.push(("latency p99".into(), q(0.99)));
+        summary.push((
+            "latency".into(),
+            format!(
+                "p50 {}, p90 {}, p99 {}, max {:.2} ms, mean {:.2} ms",
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                ms(h.max()),
+                h.mean() / 1000.0
+            ),
+        ));
+    }
+    if let Some(cpu) = p.cpu {
+        let total = cpu.user + cpu.system;
+        summary.push((
+            "server CPU-seconds, publish phase".into(),
+            format!(
+                "{total:.3} (user {:.2} + system {:.2}; {:.1} % of one core over {:.2} s)",
+                cpu.user,
+                cpu.system,
+                total * 100.0 / p.window_secs.max(1e-9),
+                p.window_secs
+            ),
+        ));
+    }
+    if let Some(x) = p.cpu_per_million() {
+        headline.push(("CPU-s per million deliveries".into(), format!("{x:.3}")));
+        summary.push((
+            "server CPU-seconds per million deliveries".into(),
+            format!("{x:.3}"),
+        ));
+    }
+    if d > 0 {
+        summary.push((
+            "bytes read per delivery".into(),
+            format!(
+                "{:.1} (framing, pings and keep-alives included)",
+                p.window.bytes_in as f64 / d as f64
+            ),
+        ));
+    }
+    if let Some((r0, r1)) = p.rss_kib {
+        headline.push(("server RSS".into(), kib(r1)));
+        summary.push((
+            "server RSS".into(),
+            format!("{} with subscribers, {} at the end", kib(r0), kib(r1)),
+        ));
+    }
+    for (title, m) in [
+        ("setup error", &p.ready.stats.errors),
+        ("publish error", &p.published.errors),
+        ("error", &p.final_stats.stats.errors),
+        ("closed by the server", &p.final_stats.stats.closed),
+    ] {
+        for (k, v) in m {
+            summary.push((format!("{title}: {k}"), v.to_string()));
+        }
+    }
+    let mut params = common_params(c, t, workers, sources);
+    params.insert(0, ("mode".into(), "fanout".into()));
+    params.extend([
+        (
+            "--transport".to_owned(),
+            format!(
+                "{}{}",
+                a.transport.name(),
+                if a.compression {
+                    " (permessage-deflate)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ("--channel".to_owned(), a.channel.clone()),
+        ("--messages".to_owned(), a.messages.to_string()),
+        ("--rate".to_owned(), format!("{}/s", a.rate)),
+        (
+            "publication".to_owned(),
+            if a.ticker {
+                "ticker update (~700 B)".to_owned()
+            } else {
+                format!("~{} B (--size)", a.size)
+            },
+        ),
+        (
+            "--drain-timeout".to_owned(),
+            humantime::format_duration(a.drain_timeout).to_string(),
+        ),
+    ]);
+    let (samples, marks) = p.series.clone().unwrap_or_default();
+    Report {
+        title: "bench fanout".into(),
+        subtitle: format!(
+            "{} {} subscribers on one channel · {} publications at {}/s · {}",
+            p.ready.stats.connected,
+            a.transport.name(),
+            p.published.ok,
+            a.rate,
+            report::now_utc()
+        ),
+        headline,
+        params,
+        summary,
+        latency_us: p.hist().cloned(),
+        samples,
+        marks,
+        deliveries: true,
+        notes: server_notes(t),
+    }
 }
 
 // ---------------------------------------------------------------- compare
@@ -867,6 +1268,7 @@ pub async fn compare(a: CompareArgs) -> Result<()> {
                 .unwrap_or_default(),
         );
     }
+    let progress = Progress::new(c.json);
     let mut phases = Vec::new();
     for &tr in &a.transports {
         let plan = Plan {
@@ -878,9 +1280,8 @@ pub async fn compare(a: CompareArgs) -> Result<()> {
             deflate: false,
             ticker: false,
         };
-        if !c.json {
-            eprintln!("- {} ...", tr.name());
-        }
+        progress.next_stage();
+        progress.line(&format!("- {} ...", tr.name()));
         phases.push(
             phase(
                 c,
@@ -890,7 +1291,8 @@ pub async fn compare(a: CompareArgs) -> Result<()> {
                 a.rate,
                 a.size,
                 a.drain_timeout,
-                c.json,
+                &progress,
+                false,
             )
             .await?,
         );

@@ -102,6 +102,234 @@ async fn metrics_expose_sessions_queues_latencies_and_errors_after_traffic() {
     );
 }
 
+/// The metric names a PromQL expression reads: identifiers that are neither functions,
+/// aggregation clauses (`by (...)`), keywords, label matchers, ranges nor dashboard variables.
+fn promql_metrics(expr: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+    ];
+    // Drop label matchers, ranges and quoted strings first: what they hold is no metric.
+    let mut plain = String::new();
+    let mut close = None;
+    let mut quoted = false;
+    for c in expr.chars() {
+        match (close, quoted, c) {
+            (_, true, '"') => quoted = false,
+            (_, true, _) => {}
+            (_, false, '"') => quoted = true,
+            (None, false, '{') => close = Some('}'),
+            (None, false, '[') => close = Some(']'),
+            (Some(end), false, c) if c == end => close = None,
+            (Some(_), false, _) => {}
+            (None, false, c) => plain.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    let mut rest = plain.as_str();
+    let mut skip_group = false;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '$') {
+        let before = &rest[..start];
+        rest = &rest[start..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '$'))
+            .unwrap_or(rest.len());
+        let word = &rest[..len];
+        rest = &rest[len..];
+        if skip_group {
+            // Label names inside `by (...)` / `without (...)`.
+            if before.contains(')') {
+                skip_group = false;
+            } else {
+                continue;
+            }
+        }
+        // Digits glued to a number (`1e3`, `0.99`) are part of it.
+        if before.ends_with(|c: char| c.is_ascii_digit() || c == '.') {
+            continue;
+        }
+        let next = rest.trim_start();
+        if word == "by" || word == "without" || word == "on" || word == "ignoring" {
+            skip_group = true;
+            continue;
+        }
+        // A function, or an aggregation with its clause first (`sum by (x) (...)`).
+        let next_word: String = next
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let called = next.starts_with('(') || next_word == "by" || next_word == "without";
+        if word.starts_with('$') || called || KEYWORDS.contains(&word) {
+            continue;
+        }
+        out.push(word.to_owned());
+    }
+    out
+}
+
+/// Every PromQL expression of the dashboard's panels (rows included), with the panel title.
+fn dashboard_exprs(v: &Value, out: &mut Vec<(String, String)>) {
+    for p in v["panels"].as_array().into_iter().flatten() {
+        let title = p["title"].as_str().unwrap_or_default();
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["expr"].as_str() {
+                out.push((title.to_owned(), e.to_owned()));
+            }
+        }
+        dashboard_exprs(p, out);
+    }
+}
+
+#[test]
+fn promql_metric_names_are_extracted() {
+    assert_eq!(
+        promql_metrics(
+            r#"histogram_quantile(0.99, sum by (le, op) (rate(switchboard_engine_duration_seconds_bucket{instance=~"$node", op!="x"}[$__rate_interval])))"#
+        ),
+        ["switchboard_engine_duration_seconds_bucket"]
+    );
+    assert_eq!(
+        promql_metrics(
+            r#"sum by (instance) (rate(a_total{code="4002"}[5m])) * 60 / on (instance) group_left b > bool 0"#
+        ),
+        ["a_total", "b"]
+    );
+    assert_eq!(promql_metrics("sum(x) without (job) + 1e3"), ["x"]);
+}
+
+/// The Grafana dashboard in deploy/grafana only queries metrics that a node exposes: a renamed
+/// metric (or a typo in a panel) fails here instead of drawing an empty panel in production.
+#[tokio::test]
+async fn grafana_dashboard_queries_only_metrics_the_node_exposes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/grafana/switchboard.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let dash: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert_eq!(dash["__inputs"][0]["name"], "DS_PROMETHEUS");
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    let node = vars
+        .iter()
+        .find(|v| v["name"] == "node")
+        .expect("a node variable");
+    assert!(
+        node["definition"].as_str().unwrap().contains("instance"),
+        "{node}"
+    );
+    let mut exprs = Vec::new();
+    dashboard_exprs(&dash, &mut exprs);
+    let mut wanted = std::collections::BTreeMap::<String, String>::new();
+    for (title, e) in &exprs {
+        assert!(
+            e.contains(r#"instance=~"$node""#),
+            "panel `{title}` ignores the node selection: {e}"
+        );
+        let names = promql_metrics(e);
+        assert!(!names.is_empty(), "panel `{title}` reads no metric: {e}");
+        for n in names {
+            wanted.entry(n).or_insert_with(|| title.clone());
+        }
+    }
+    assert!(wanted.len() >= 15, "{wanted:?}");
+
+    // Traffic that creates the lazily registered series: a WebSocket session (handshake,
+    // commands, engine calls), an SSE stream, a server-side disconnect, and a failed TLS
+    // handshake on a second node (the recorder is the process's, shared by both nodes).
+    let s = TestServer::start().await;
+    let mut ws = s.client("dash1").await;
+    let r = ws
+        .request(json!({"op": "subscribe", "channel": "open:dashboard"}))
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    let r = ws
+        .request(json!({"op": "publish", "channel": "open:dashboard", "data": {"n": 1}}))
+        .await;
+    assert!(r.get("ok").is_some(), "{r}");
+    ws.push("pub").await;
+    let t = token("dash2", &[], &[], 3600);
+    let _sse = crate::sse::Sse::open(&s, "channel=open:dashboard", Some(&t), None)
+        .await
+        .unwrap();
+    s.publish("open:dashboard", json!({"n": 2})).await;
+    ws.push("pub").await;
+    let mut gone = s.client("dash3").await;
+    s.api(
+        "/api/disconnect",
+        json!({"user": "dash3", "reconnect": true}),
+    )
+    .await;
+    assert_eq!(gone.closed().await, 4006);
+
+    let dir = super::temp_dir("dashboard-tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let tls = TestServer::with(|c| {
+        c.tls_cert = Some(cert_path.clone());
+        c.tls_key = Some(key_path.clone());
+    })
+    .await;
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(tls.running().addr)
+            .await
+            .unwrap();
+        // Plain HTTP where a ClientHello belongs.
+        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await;
+    }
+
+    let scrape = || async {
+        s.http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let exposed = |body: &str, name: &str| {
+        let typed = |n: &str| body.lines().any(|l| l.starts_with(&format!("# TYPE {n} ")));
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix));
+        has(body, name, "") || typed(name) || base.is_some_and(typed)
+    };
+    eventually("the TLS handshake failure is counted", || async {
+        has(
+            &scrape().await,
+            "switchboard_tls_handshake_failures_total",
+            "",
+        )
+    })
+    .await;
+    let body = scrape().await;
+    let missing: Vec<_> = wanted
+        .iter()
+        .filter(|(name, _)| !exposed(&body, name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics that /metrics does not expose (metric, panel): {missing:?}\n{body}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Captures what the subscriber writes, until `stop`.
 #[derive(Clone)]
 struct Captured(Arc<Mutex<Option<Vec<u8>>>>);
