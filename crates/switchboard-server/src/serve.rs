@@ -9,7 +9,9 @@
 //! request on a kept-alive one (hyper starts its header timer as soon as it waits for a head).
 //! A client that sends a partial request line and stalls is disconnected after it.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -72,60 +74,79 @@ pub async fn accept_loop(
         let sse_takeover = sse_takeover.clone();
         tracker.spawn(async move {
             let _open = m::ConnectionOpen::new();
-            match tls {
-                None => {
-                    if let Some(app) = sse_takeover {
-                        match opening(&tcp, header_timeout).await {
-                            Opening::Sse => {
-                                // Boxed, like the arms below: the connection task's future is
-                                // otherwise as large as its largest arm (hyper, TLS) for every
-                                // held stream.
-                                Box::pin(crate::sse_raw::serve(tcp, peer, app, header_timeout))
-                                    .await;
-                                return;
-                            }
-                            Opening::Stalled => {
-                                m::header_timeout();
-                                return;
-                            }
-                            Opening::Other => {}
-                        }
+            // Each kind of connection is a boxed future built by a plain function: the task
+            // then holds one pointer for as long as the connection lives, instead of a state
+            // as large as its largest arm (hyper, TLS) — a future built and boxed inside an
+            // async block can still be laid out inline in that block.
+            let conn = match (tls, sse_takeover) {
+                (None, Some(app)) => match opening(&tcp, header_timeout).await {
+                    Opening::Sse => sse_stream(tcp, peer, app, header_timeout),
+                    Opening::Stalled => {
+                        m::header_timeout();
+                        return;
                     }
-                    Box::pin(serve_conn(
-                        TokioIo::new(tcp),
-                        peer,
-                        router,
-                        header_timeout,
-                        shutdown,
-                    ))
-                    .await
-                }
-                Some(tls) => {
-                    Box::pin(async move {
-                        let stream =
-                            match tokio::time::timeout(header_timeout, tls.acceptor.accept(tcp))
-                                .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    m::tls_handshake_failed("error");
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    m::tls_handshake_failed("timeout");
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        serve_conn(TokioIo::new(stream), peer, router, header_timeout, shutdown)
-                            .await;
-                    })
-                    .await
-                }
-            }
+                    Opening::Other => plain(tcp, peer, router, header_timeout, shutdown),
+                },
+                (None, None) => plain(tcp, peer, router, header_timeout, shutdown),
+                (Some(tls), _) => tls_conn(tls, tcp, peer, router, header_timeout, shutdown),
+            };
+            conn.await;
         });
     }
+}
+
+/// A connection task's body.
+type ConnFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn sse_stream(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: AppState,
+    header_timeout: Duration,
+) -> ConnFuture {
+    Box::pin(crate::sse_raw::serve(tcp, peer, app, header_timeout))
+}
+
+fn plain(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> ConnFuture {
+    Box::pin(serve_conn(
+        TokioIo::new(tcp),
+        peer,
+        router,
+        header_timeout,
+        shutdown,
+    ))
+}
+
+fn tls_conn(
+    tls: Tls,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> ConnFuture {
+    Box::pin(async move {
+        let stream = match tokio::time::timeout(header_timeout, tls.acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                m::tls_handshake_failed("error");
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                m::tls_handshake_failed("timeout");
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        serve_conn(TokioIo::new(stream), peer, router, header_timeout, shutdown).await;
+    })
 }
 
 /// What a new plain-TCP connection opens with.

@@ -5,6 +5,9 @@ pub mod codec;
 pub mod conn;
 pub mod deflate;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -158,17 +161,26 @@ fn ws_query(query: Option<&str>) -> Result<WsQuery, ApiError> {
     Ok(WsQuery { ticket })
 }
 
-/// The session of an admitted connection; runs it on `io` until it ends.
-pub(crate) async fn run<S>(node: Node, a: Admitted, io: S, initial: BytesMut)
+/// The connection of an admitted handshake on `io`, boxed: the session is opened now (not
+/// inside the future), so the future holds only the connection loop and the admission guard.
+///
+/// A plain function on purpose: a future built inside an `async` block and then boxed may still
+/// be laid out inline in that block's state (rustc keeps such temporaries), which made every
+/// idle WebSocket task carry the whole connection future twice.
+pub(crate) fn connection<S>(
+    node: &Node,
+    a: Admitted,
+    io: S,
+    initial: BytesMut,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Admitted {
         creds,
         guard,
         deflate,
     } = a;
-    let _guard = guard;
     let mut session = node.session(Capabilities::WEBSOCKET);
     if let Some(c) = creds
         && session.connect_with(c).is_err()
@@ -179,7 +191,36 @@ where
             .outbox
             .close(switchboard_protocol::Disconnect::CONNECTION_LIMIT);
     }
-    conn::run(io, session, initial, deflate).await;
+    Box::pin(async move {
+        let _guard = guard;
+        conn::run(io, session, initial, deflate).await;
+    })
+}
+
+/// The connection on hyper's upgraded IO, unwrapped back to the plain TCP or TLS stream when
+/// possible: smaller and without an extra indirection on every read and write.
+/// `BytesMut::from` copies the few bytes that came with the handshake, so hyper's read buffer
+/// behind `read_buf` is freed now. An HTTP/2 stream stays boxed.
+fn upgraded_connection(
+    node: &Node,
+    a: Admitted,
+    upgraded: hyper::upgrade::Upgraded,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let initial = BytesMut::from(&parts.read_buf[..]);
+            drop(parts.read_buf);
+            connection(node, a, parts.io.into_inner(), initial)
+        }
+        Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
+            Ok(parts) => {
+                let initial = BytesMut::from(&parts.read_buf[..]);
+                drop(parts.read_buf);
+                connection(node, a, parts.io.into_inner(), initial)
+            }
+            Err(upgraded) => connection(node, a, TokioIo::new(upgraded), BytesMut::new()),
+        },
+    }
 }
 
 fn error_response(e: ApiError) -> Response {
@@ -219,30 +260,7 @@ pub async fn handler(State(app): State<AppState>, mut req: axum::extract::Reques
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        // Unwrap hyper's boxed IO back to the TLS stream when possible: smaller and without an
-        // extra indirection on every read and write. Each arm boxed: the task's future would
-        // otherwise be as large as the largest arm for every connection. `BytesMut::from`
-        // copies the few bytes that came with the handshake, so hyper's read buffer behind
-        // `read_buf` is freed now. An HTTP/2 stream (or a plain TCP one, when the take-over is
-        // off) stays boxed.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let initial = BytesMut::from(&parts.read_buf[..]);
-                drop(parts.read_buf);
-                Box::pin(run(node, admitted, parts.io.into_inner(), initial)).await
-            }
-            Err(upgraded) => match upgraded.downcast::<TokioIo<crate::tls::TlsStream>>() {
-                Ok(parts) => {
-                    let initial = BytesMut::from(&parts.read_buf[..]);
-                    drop(parts.read_buf);
-                    Box::pin(run(node, admitted, parts.io.into_inner(), initial)).await
-                }
-                Err(upgraded) => {
-                    let io = TokioIo::new(upgraded);
-                    Box::pin(run(node, admitted, io, BytesMut::new())).await
-                }
-            },
-        }
+        upgraded_connection(&node, admitted, upgraded).await;
     });
     let response = match kind {
         Handshake::Upgrade(key) => Response::builder()
