@@ -9,6 +9,14 @@
 //! on an offset jump (a lost broker message) or after an engine reconnect, re-reads history to
 //! fill the gap; when it cannot, it disconnects the channel's subscribers with 4003 so they
 //! resubscribe and learn `recovered: false`. Never a silent gap.
+//!
+//! Each slot also remembers the last offset it holds (from its recovery or pushed since), and a
+//! publication goes to a slot only when it is newer than that. So a publication that reaches the
+//! hub again (a resync overlapping what was delivered) is sent to nobody twice, and one at or
+//! below the channel's last position is still sent to the slots that lack it: a subscriber
+//! that read history before it was published, while another subscriber's later read already
+//! moved the channel's position past it and the broker had yet to deliver it. Resyncs start
+//! from the lowest position an active slot holds, so they fill every slot's gap.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -40,7 +48,8 @@ struct Slot {
     session: Arc<SessionHandle>,
     /// `Some` while the subscriber's recovery is being read.
     buffer: Option<Vec<Arc<PubItem>>>,
-    /// Publications at or below this offset were already sent in the subscribe reply.
+    /// The subscriber holds every publication up to this offset (its recovery, then what was
+    /// pushed to it); only newer ones are sent.
     after: u64,
 }
 
@@ -189,17 +198,21 @@ impl Hub {
         for item in head {
             session.outbox.push(item);
         }
-        let buffered = st.slots[idx].buffer.take().unwrap_or_default();
-        st.slots[idx].after = position.offset;
+        let mut buffered = st.slots[idx].buffer.take().unwrap_or_default();
+        // In offset order, each once (a publication may have reached the hub twice).
+        buffered.sort_by_key(|item| item.offset);
+        let mut after = position.offset;
         for item in buffered {
-            if item.offset > position.offset {
+            if item.offset > after {
                 if *item.epoch != *position.epoch {
                     session.outbox.close(Disconnect::INSUFFICIENT_STATE);
                     return;
                 }
+                after = item.offset;
                 session.outbox.push(Outbound::Pub(item));
             }
         }
+        st.slots[idx].after = after;
         if st.last.is_none() && st.resync.is_none() {
             st.last = Some((position.offset, position.epoch.as_str().into()));
         }
@@ -310,15 +323,26 @@ impl Hub {
                         buf.push(item.clone());
                     }
                 }
-                None if item.offset > slot.after
-                    && slot.session.outbox.push(Outbound::Pub(item.clone())) =>
-                {
-                    n += 1
+                None if item.offset > slot.after => {
+                    slot.after = item.offset;
+                    if slot.session.outbox.push(Outbound::Pub(item.clone())) {
+                        n += 1;
+                    }
                 }
                 None => {}
             }
         }
         crate::metrics::delivered(n);
+    }
+
+    /// The lowest offset an active, open slot holds (at most `last`): where a resync must
+    /// start so that every slot's gap is filled.
+    fn low_water(st: &ChannelState, last: u64) -> u64 {
+        st.slots
+            .iter()
+            .filter(|s| s.buffer.is_none() && s.session.outbox.closed().is_none())
+            .map(|s| s.after)
+            .fold(last, u64::min)
     }
 
     fn close_all(st: &ChannelState, reason: Disconnect) {
@@ -365,10 +389,15 @@ impl Hub {
             match &st.last {
                 Some((last, e)) if **e == *epoch => {
                     if p.offset <= *last {
-                        continue; // already delivered (resync overlap)
+                        // A resync overlap, or a publication still on its way from the broker
+                        // when a subscriber's recovery moved `last` past it: the slots that
+                        // hold it skip it, one that read history before it needs it.
+                        let item = Self::item(name, &epoch, &p);
+                        Self::fan_out(st, &item);
+                        continue;
                     }
                     if p.offset > last + 1 {
-                        let from = StreamPosition::new(*last, e.to_string());
+                        let from = StreamPosition::new(Self::low_water(st, *last), e.to_string());
                         let mut buf = vec![(epoch, p)];
                         buf.extend(pubs);
                         st.resync = Some(buf);
@@ -505,7 +534,7 @@ impl EventSink for Hub {
                 }
                 match &st.last {
                     Some((o, e)) => {
-                        let from = StreamPosition::new(*o, e.to_string());
+                        let from = StreamPosition::new(Self::low_water(&st, *o), e.to_string());
                         st.resync = Some(Vec::new());
                         from
                     }
@@ -569,5 +598,115 @@ mod tests {
             Some(0),
             "nothing more is held"
         );
+    }
+    fn session(sid: u64) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle::new(
+            sid,
+            format!("s{sid}").into(),
+            Capabilities::SSE,
+            1 << 30,
+        ))
+    }
+
+    fn offsets(s: &SessionHandle) -> Vec<u64> {
+        let mut items = Vec::new();
+        s.outbox.drain(&mut items, 1000);
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Outbound::Pub(p) => Some(p.offset),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Two subscribers recover at once on a channel new to this node, and the one whose history
+    /// read saw the higher top activates first. The publications between the two tops are still
+    /// on their way from the broker (they were published after the older read): they must reach
+    /// the subscriber that read history earlier. (Found by switchboard-chaos: one or two
+    /// publications missing right after many clients reconnected to one node.)
+    #[tokio::test]
+    async fn publications_in_flight_reach_a_subscriber_whose_history_read_was_older() {
+        let hub = Hub::new(Arc::new(Registry::default()));
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        hub.set_engine(&engine);
+        let (early, late) = (session(1), session(2));
+        let entry = hub.subscribe(&early, "c").await.unwrap();
+        hub.subscribe(&late, "c").await.unwrap();
+        // `early` read history when the channel stood at 100, `late` when it stood at 103.
+        hub.activate(&entry, &late, &StreamPosition::new(103, "e"), Vec::new());
+        hub.activate(&entry, &early, &StreamPosition::new(100, "e"), Vec::new());
+        for o in 101..=104 {
+            hub.publication("c", "e", publication(o));
+        }
+        assert_eq!(offsets(&early), [101, 102, 103, 104]);
+        assert_eq!(offsets(&late), [104], "nothing it read from history again");
+    }
+
+    /// A publication that reaches the hub twice (a resync that overlaps what was already
+    /// delivered) goes to each subscriber once, whether it was active or still buffering.
+    #[tokio::test]
+    async fn a_publication_delivered_twice_reaches_each_subscriber_once() {
+        let hub = Hub::new(Arc::new(Registry::default()));
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        hub.set_engine(&engine);
+        let (active, buffering) = (session(1), session(2));
+        let entry = hub.subscribe(&active, "c").await.unwrap();
+        hub.activate(&entry, &active, &StreamPosition::new(0, "e"), Vec::new());
+        hub.subscribe(&buffering, "c").await.unwrap();
+        for o in [1, 2, 2, 1, 3] {
+            hub.publication("c", "e", publication(o));
+        }
+        hub.activate(&entry, &buffering, &StreamPosition::new(0, "e"), Vec::new());
+        assert_eq!(offsets(&active), [1, 2, 3]);
+        assert_eq!(offsets(&buffering), [1, 2, 3]);
+    }
+    /// The broker lost publications in flight (a Redis restart) while the channel's position
+    /// was already past them: the resync after the reconnect starts where the subscriber
+    /// furthest behind stands, so it gets them from history, and the others nothing twice.
+    #[tokio::test]
+    async fn a_resync_after_a_broker_loss_fills_the_subscriber_furthest_behind() {
+        use crate::engine::PublishOptions;
+        let hub = Hub::new(Arc::new(Registry::default()));
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        hub.set_engine(&engine);
+        let opts = PublishOptions {
+            history_size: 1000,
+            history_ttl: std::time::Duration::from_secs(600),
+            ..PublishOptions::default()
+        };
+        // Not started: publishing stores without fanning out, as if the broker lost it all.
+        let mut epoch = String::new();
+        for _ in 1..=104 {
+            let r = engine.publish("c", Bytes::from_static(b"1"), &opts).await;
+            epoch = r.unwrap().position.epoch;
+        }
+        let (early, late) = (session(1), session(2));
+        let entry = hub.subscribe(&early, "c").await.unwrap();
+        hub.subscribe(&late, "c").await.unwrap();
+        hub.activate(
+            &entry,
+            &late,
+            &StreamPosition::new(103, &*epoch),
+            Vec::new(),
+        );
+        hub.activate(
+            &entry,
+            &early,
+            &StreamPosition::new(100, &*epoch),
+            Vec::new(),
+        );
+        hub.reconnected();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut got = (Vec::new(), Vec::new());
+        while got.0.len() < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "{got:?}");
+            tokio::task::yield_now().await;
+            got.0.extend(offsets(&early));
+            got.1.extend(offsets(&late));
+        }
+        assert_eq!(got.0, [101, 102, 103, 104]);
+        got.1.extend(offsets(&late));
+        assert_eq!(got.1, [104]);
     }
 }
