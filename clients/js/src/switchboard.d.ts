@@ -37,6 +37,12 @@ export interface SwitchboardOptions {
   getToken?: () => Promise<string>;
   /** A fixed token, when no `getToken` is given. Without either the client connects anonymously. */
   token?: string;
+  /** Returns a single-use ticket (as from `POST /auth/ticket`) for pages that hold no token,
+   * e.g. behind a cookie session: called before every connection attempt and used as
+   * `/ws?ticket=` or `/sse?ticket=`. The session ends at the ticket credentials' expiry (4004)
+   * and the client reconnects with a fresh ticket. Commands over the SSE fallback (`/cmd`)
+   * still need a token. */
+  getTicket?: () => Promise<string>;
   /** Transports to use, in order of preference. Default `['websocket', 'sse']`. */
   transports?: TransportName[];
   /** Log to `console.debug`. */

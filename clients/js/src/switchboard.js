@@ -286,6 +286,7 @@ export class Switchboard extends Emitter {
     this._token = opts.token ?? null;
     this._needToken = typeof opts.getToken === 'function';
     this._tokenPromise = null;
+    this._attemptTicket = null; // from `getTicket`, for the connection attempt under way
     this._lastRefreshAt = 0;
     this._wsFailures = 0;
     const transports = this._opts.transports;
@@ -464,6 +465,21 @@ export class Switchboard extends Emitter {
       return;
     }
     if (gen !== this._gen) return;
+    // A page that holds no token (a cookie session, e.g. the admin console) connects with a
+    // single-use ticket per attempt: `/ws?ticket=` or `/sse?ticket=`.
+    this._attemptTicket = null;
+    if (typeof this._opts.getTicket === 'function') {
+      try {
+        const ticket = await this._opts.getTicket();
+        if (gen !== this._gen) return;
+        this._attemptTicket = ticket;
+      } catch (err) {
+        if (gen !== this._gen) return;
+        this._emit('error', { type: 'ticket', error: err });
+        this._scheduleReconnect({ code: 0, reason: 'getTicket failed' });
+        return;
+      }
+    }
     if (this._useSse) this._openSse();
     else this._openWs();
     if (this._t) this._t.freshToken = fresh && typeof this._opts.getToken === 'function';
@@ -640,8 +656,15 @@ export class Switchboard extends Emitter {
     const t = { kind: 'websocket', ws: null, opened: false, connected: false, disconnectPush: null };
     this._t = t;
     let ws;
+    let url = this.url;
+    if (this._attemptTicket) {
+      const u = new URL(url);
+      u.searchParams.set('ticket', this._attemptTicket);
+      url = u.toString();
+      this._attemptTicket = null;
+    }
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(url);
     } catch (err) {
       this._log('WebSocket constructor failed', err);
       this._wsOpenFailed(t, { code: 1006, reason: 'WebSocket could not be created' });
@@ -927,6 +950,11 @@ export class Switchboard extends Emitter {
   // ---- Server-Sent Events -------------------------------------------------------------------
 
   async _ticket() {
+    if (typeof this._opts.getTicket === 'function') {
+      const ticket = this._attemptTicket;
+      this._attemptTicket = null;
+      return ticket || this._opts.getTicket();
+    }
     for (let i = 0; i < 2; i++) {
       const token = await this._ensureToken();
       if (!token) return null;

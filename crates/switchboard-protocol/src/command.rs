@@ -154,6 +154,15 @@ pub fn decode_frame(text: &str) -> Vec<Result<Command, CommandError>> {
 
 /// Decodes a single command object.
 pub fn decode_one(text: &str) -> Result<Command, CommandError> {
+    // Only an object: serde would also read a struct from a JSON array by position, so
+    // `[7]` had an id and an eight-element array was a command.
+    if !text.trim_start().starts_with('{') {
+        let what = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "invalid command: a command is a JSON object".to_owned(),
+            Err(e) => format!("invalid JSON: {e}"),
+        };
+        return Err(bad(None, what));
+    }
     let wire: Wire<'_> = match serde_json::from_str(text) {
         Ok(w) => w,
         Err(e) => {
@@ -255,6 +264,26 @@ mod tests {
         assert!(out[0].is_ok());
         assert_eq!(out[1].as_ref().unwrap_err().id, Some(2));
         assert_eq!(out[2].as_ref().unwrap_err().id, None);
+    }
+
+    /// Regression (found by the `command` fuzz target): serde reads a struct from a JSON
+    /// array by position, so `[[7]]` got an error reply with `id: 7` and a positional array
+    /// was accepted as a command.
+    #[test]
+    fn only_objects_are_commands() {
+        let out = decode_frame("[[7]]");
+        assert_eq!(out[0].as_ref().unwrap_err().id, None);
+        let positional = r#"[[1,"presence",null,"chat:lobby",null,null,null,null]]"#;
+        assert_eq!(decode_frame(positional)[0].as_ref().unwrap_err().id, None);
+        for text in ["7", "\"x\"", "null", " [1]"] {
+            let e = decode_one(text).unwrap_err();
+            assert_eq!(
+                (e.id, e.error.code),
+                (None, ErrorCode::BadRequest),
+                "{text}"
+            );
+        }
+        assert!(decode_one(r#" {"id":1,"op":"connect"}"#).is_ok());
     }
 
     #[test]

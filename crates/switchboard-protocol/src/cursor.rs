@@ -157,16 +157,20 @@ impl Cursor {
             i += 4;
             let mut offset: u64 = 0;
             let mut shift = 0;
+            // Canonical LEB128 only, as `encode_to` writes it, so that one position has one
+            // cursor: no bits past the 64th (the tenth byte may only be 0 or 1) and no zero
+            // final byte after the first (padding).
             loop {
                 let b = *bin.get(i).ok_or(CursorError::Malformed)?;
                 i += 1;
-                if shift > 63 {
+                if shift == 63 && b > 1 {
                     return Err(CursorError::Malformed);
                 }
-                offset |= u64::from(b & 0x7f)
-                    .checked_shl(shift)
-                    .ok_or(CursorError::Malformed)?;
+                offset |= u64::from(b & 0x7f) << shift;
                 if b & 0x80 == 0 {
+                    if b == 0 && shift > 0 {
+                        return Err(CursorError::Malformed);
+                    }
                     break;
                 }
                 shift += 7;

@@ -96,6 +96,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Channel policies by namespace (`default` for the rest).
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// The admin console at `/admin` (`[admin]`), off by default.
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -126,6 +128,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             connections: ConnectionLimits::default(),
             namespaces: BTreeMap::new(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -177,6 +180,11 @@ impl std::fmt::Debug for Config {
         {
             j.insert("secret".into(), REDACTED.into());
         }
+        if let Some(a) = v.get_mut("admin").and_then(|a| a.as_object_mut())
+            && a.get("password").is_some_and(|k| !k.is_null())
+        {
+            a.insert("password".into(), REDACTED.into());
+        }
         write!(f, "Config {v}")
     }
 }
@@ -215,6 +223,7 @@ impl std::fmt::Debug for Settings {
             .field("poll_max_timeout", &self.poll_max_timeout)
             .field("demo", &self.demo)
             .field("connections", &self.connections)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -282,6 +291,13 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, String
     if !(1..=9).contains(&config.websocket.compression_level) {
         return Err("websocket.compression_level must be in 1..=9".into());
     }
+    // An empty password (an environment variable set to "") means "use the API key".
+    if config.admin.password.as_deref() == Some("") {
+        config.admin.password = None;
+    }
+    if config.admin.session_ttl.is_zero() {
+        return Err("admin.session_ttl must be longer than 0s".into());
+    }
     config.node_config().validate()?;
     Ok(Loaded {
         config,
@@ -322,11 +338,23 @@ pub struct Settings {
     pub websocket: WebSocketConfig,
     /// permessage-deflate is negotiated with clients that offer it.
     pub deflate_negotiated: bool,
+    /// The admin console.
+    pub admin: AdminConfig,
+    /// The node serves TLS itself (the admin cookie is then `Secure`).
+    pub tls: bool,
 }
 
 impl Config {
     /// The core's part of the configuration.
     pub fn node_config(&self) -> NodeConfig {
+        let mut namespaces = self.namespaces.clone();
+        if self.admin.enabled {
+            // The console's stats stream lives in a namespace of its own, whatever the file says.
+            namespaces.insert(
+                crate::admin::NAMESPACE.into(),
+                crate::admin::namespace_policy(),
+            );
+        }
         NodeConfig {
             name: self.name.clone(),
             jwt: self.jwt.clone(),
@@ -335,7 +363,7 @@ impl Config {
                 max_sessions_per_user: self.connections.max_per_user,
                 ..self.limits.clone()
             },
-            namespaces: self.namespaces.clone(),
+            namespaces,
         }
     }
 
@@ -356,7 +384,42 @@ impl Config {
                     .namespaces
                     .values()
                     .any(|n| n.compression == Some(true)),
+            admin: self.admin.clone(),
+            tls: self.tls_cert.is_some(),
         }
+    }
+}
+
+/// `[admin]` in the config file: the admin console at `/admin`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the console. Off by default: everything under `/admin` is then 404.
+    pub enabled: bool,
+    /// The console's password; unset, the API key is the password.
+    pub password: Option<String>,
+    /// How long a console login lasts (absolute, not sliding).
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            password: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("enabled", &self.enabled)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("session_ttl", &self.session_ttl)
+            .finish()
     }
 }
 
@@ -480,13 +543,14 @@ mod redaction_tests {
             jwt_secret: Some("sec-456".into()),
             ..Default::default()
         };
-        let l = load(None, &o).unwrap();
+        let mut l = load(None, &o).unwrap();
+        l.config.admin.password = Some("adm-789".into());
         let all = format!(
             "{l:?} {o:?} {:?} {:?}",
             l.config.settings(true),
             l.config.node_config()
         );
-        for secret in ["key-123", "sec-456"] {
+        for secret in ["key-123", "sec-456", "adm-789"] {
             assert!(!all.contains(secret), "{secret} leaked: {all}");
         }
         assert!(all.contains("<redacted>"));

@@ -3,8 +3,9 @@
 //!
 //! # Embedding
 //! The server API lives under `/api/*`, the transports at `/ws`, `/sse`, `/poll`, `/cmd` and
-//! `/auth/ticket`, and `/health`, `/ready`, `/metrics`: keep the application's own routes off
-//! those paths (or nest the application under its own prefix).
+//! `/auth/ticket`, `/health`, `/ready`, `/metrics`, and `/admin` (the admin console, 404 unless
+//! `[admin]` enables it): keep the application's own routes off those paths (or nest the
+//! application under its own prefix).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,9 +35,12 @@
 //! ```
 
 mod access_log;
+mod admin;
 mod api;
 pub mod config;
 mod cors;
+#[doc(hidden)]
+pub mod decoders;
 mod demo;
 mod engine;
 mod error;
@@ -44,6 +48,7 @@ mod http;
 mod limits;
 mod metrics;
 mod poll;
+mod raw_http;
 mod serve;
 mod sse;
 mod sse_raw;
@@ -90,6 +95,7 @@ pub enum ServerError {
 pub struct Switchboard {
     state: AppState,
     openapi: Arc<serde_json::Value>,
+    admin: Option<Arc<admin::Admin>>,
 }
 
 impl Switchboard {
@@ -127,7 +133,16 @@ impl Switchboard {
         let state = AppState::new(node, settings);
         let (_, api) = api::router(state.clone());
         let openapi = Arc::new(serde_json::to_value(&api).unwrap_or_default());
-        Self { state, openapi }
+        let admin = state
+            .settings
+            .admin
+            .enabled
+            .then(|| admin::Admin::start(&state));
+        Self {
+            state,
+            openapi,
+            admin,
+        }
     }
 
     /// The node, for in-process publishing.
@@ -162,6 +177,7 @@ impl Switchboard {
         if self.state.settings.demo {
             r = r.merge(demo::router());
         }
+        r = r.merge(admin::router(self.state.clone(), self.admin.clone()));
         r.layer(axum::middleware::from_fn_with_state(
             self.state.clone(),
             http::cors,

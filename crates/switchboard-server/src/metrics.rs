@@ -158,6 +158,33 @@ pub fn render(registry: &switchboard_core::registry::Registry) -> String {
         .unwrap_or_default()
 }
 
+/// The process's running totals of publications accepted and deliveries queued, read back
+/// from this recorder (the admin console turns them into rates); `None` when the embedding
+/// application installed a recorder of its own.
+pub fn totals() -> Option<(u64, u64)> {
+    use switchboard_core::metrics as core;
+    let text = HANDLE.get()?.as_ref()?.render();
+    Some((
+        sum_of(&text, core::PUBLICATIONS),
+        sum_of(&text, core::DELIVERIES),
+    ))
+}
+
+/// The sum of every series of the metric `name` in Prometheus text.
+fn sum_of(text: &str, name: &str) -> u64 {
+    let total: f64 = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                return None;
+            }
+            rest.rsplit(' ').next()?.parse::<f64>().ok()
+        })
+        .sum();
+    total as u64
+}
+
 /// Counts an open connection for as long as it lives.
 pub(crate) struct ConnectionOpen;
 

@@ -29,14 +29,15 @@ pub struct Tickets {
     engine: Arc<dyn Engine>,
 }
 
-fn random_secret() -> String {
+/// A fresh ticket or resume secret.
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Whether `s` can be one of ours: checked before it is used as a key.
-fn well_formed(s: &str) -> bool {
+pub fn well_formed(s: &str) -> bool {
     s.len() == SECRET_LEN
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -69,6 +69,9 @@ pub struct Frame {
     pub payload: BytesMut,
 }
 
+/// Most buffer space reserved ahead of a frame's payload on the strength of its header.
+const MAX_RESERVE: usize = 1 << 20;
+
 /// Parses one client frame from the front of `buf`.
 ///
 /// Returns `Ok(None)` when more bytes are needed. `max_payload` bounds a single frame's payload
@@ -127,9 +130,14 @@ pub fn parse(
         return Err(Disconnect::TOO_LARGE);
     }
     let len = len as usize;
-    let total = header + 4 + len;
+    let Some(total) = (header + 4usize).checked_add(len) else {
+        return Err(Disconnect::TOO_LARGE);
+    };
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // The length is only the peer's claim: make room for the rest of the frame up to a
+        // bound, so a header alone never reserves a large limit (a huge reservation aborts the
+        // process); a longer payload grows the buffer as it arrives.
+        buf.reserve((total - buf.len()).min(MAX_RESERVE));
         return Ok(None);
     }
     let mut mask = [0u8; 4];
@@ -292,6 +300,24 @@ mod tests {
             parse(&mut masked(true, 1, &[0; 200]), 100, false),
             Err(Disconnect::TOO_LARGE)
         );
+    }
+
+    /// Regression (the `ws_frame` fuzz contract: no panic for any limit): the length in a
+    /// frame header is the peer's claim. Reserving all of it before the payload arrived
+    /// panicked ("capacity overflow") or aborted the process (allocation failure) under a large
+    /// `limits.max_message_size`; now the reservation is bounded.
+    #[test]
+    fn claimed_length_does_not_reserve_unbounded_memory() {
+        for claim in [1u64 << 40, (1u64 << 62) + 3, (1 << 63) - 1] {
+            let mut b = BytesMut::new();
+            b.put_u8(0x81);
+            b.put_u8(0x80 | 127);
+            b.put_u64(claim);
+            b.put_slice(&[1, 2, 3, 4, 0xaa]);
+            assert_eq!(parse(&mut b, usize::MAX, false), Ok(None), "{claim}");
+            assert!(b.capacity() <= 2 << 20, "{claim}: {}", b.capacity());
+            assert_eq!(b.len(), 15);
+        }
     }
 
     #[test]

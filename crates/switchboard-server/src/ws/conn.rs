@@ -115,59 +115,33 @@ enum Step {
     Gone,
 }
 
-struct Conn<S> {
-    io: S,
-    session: Session,
-    rbuf: BytesMut,
+/// Assembles client messages from frames: fragmentation (control frames may arrive between the
+/// fragments of a message), the message size limit, permessage-deflate. IO-free, so that it is
+/// fuzzed and property-tested on its own (`fuzz/`, `tests/decoders.rs`).
+#[derive(Debug)]
+pub struct Assembler {
     /// A fragmented message being assembled: its opcode, whether it is compressed, the bytes.
     fragments: Option<(Opcode, bool, BytesMut)>,
     max_message: usize,
-    /// permessage-deflate, when negotiated.
-    deflate: Option<Deflate>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    /// Writes everything queued; returns the session's close reason if it is closed.
-    async fn flush(&mut self) -> Result<Option<Disconnect>, io::Error> {
-        let outbox = &self.session.handle().outbox;
-        let mut items = Vec::new();
-        let mut frames = Vec::new();
-        loop {
-            let closed = outbox.drain(&mut items, BATCH);
-            if items.is_empty() {
-                return Ok(closed);
-            }
-            let config = self.session.config();
-            let deflate = self.deflate.as_ref().map(|d| (d, config));
-            for item in items.drain(..) {
-                render(item, deflate, &mut frames);
-            }
-            // A slow consumer is cut off by the publishers (the outbox closes itself); stop
-            // waiting on a socket that does not drain instead of holding the task forever.
-            let write = crate::vectored::write_all(&mut self.io, &mut frames);
-            tokio::pin!(write);
-            loop {
-                tokio::select! {
-                    r = &mut write => { r?; break; }
-                    _ = outbox.wait() => {
-                        if outbox.closed() == Some(Disconnect::SLOW) {
-                            // Cut off. Give the batch in flight a moment to finish so the
-                            // client can still be told why (4002); a socket that stays stuck
-                            // cannot take a close frame anyway.
-                            return match tokio::time::timeout(SLOW_GRACE, &mut write).await {
-                                Ok(Ok(())) => Ok(Some(Disconnect::SLOW)),
-                                _ => Err(io::ErrorKind::TimedOut.into()),
-                            };
-                        }
-                    }
-                }
-            }
+impl Assembler {
+    /// An assembler for messages of at most `max_message` bytes (compressed and inflated).
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            fragments: None,
+            max_message,
         }
     }
 
-    /// Assembles messages from frames; returns a complete message (decompressed) or a control
-    /// frame.
-    fn on_frame(&mut self, f: Frame) -> Result<Option<(Opcode, BytesMut)>, Disconnect> {
+    /// Takes the next frame [`codec::parse`] returned; returns a complete message (inflated
+    /// when compressed) or a control frame, `None` while a fragmented message is incomplete.
+    /// A text message's UTF-8 is checked by the caller, on the whole message.
+    ///
+    /// # Errors
+    /// 1002 for a continuation without a started message or a new data frame inside one,
+    /// 4504 past the size limit, the errors of [`super::deflate::decompress`].
+    pub fn push(&mut self, f: Frame) -> Result<Option<(Opcode, BytesMut)>, Disconnect> {
         let (op, compressed, payload) = match f.opcode {
             Opcode::Ping | Opcode::Pong | Opcode::Close => return Ok(Some((f.opcode, f.payload))),
             Opcode::Continuation => {
@@ -201,6 +175,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         Ok(Some((op, payload)))
     }
+}
+
+struct Conn<S> {
+    io: S,
+    session: Session,
+    rbuf: BytesMut,
+    /// Messages being assembled from frames.
+    assembler: Assembler,
+    max_message: usize,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Deflate>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Writes everything queued; returns the session's close reason if it is closed.
+    async fn flush(&mut self) -> Result<Option<Disconnect>, io::Error> {
+        let outbox = &self.session.handle().outbox;
+        let mut items = Vec::new();
+        let mut frames = Vec::new();
+        loop {
+            let closed = outbox.drain(&mut items, BATCH);
+            if items.is_empty() {
+                return Ok(closed);
+            }
+            let config = self.session.config();
+            let deflate = self.deflate.as_ref().map(|d| (d, config));
+            for item in items.drain(..) {
+                render(item, deflate, &mut frames);
+            }
+            // A slow consumer is cut off by the publishers (the outbox closes itself); stop
+            // waiting on a socket that does not drain instead of holding the task forever.
+            let write = crate::vectored::write_all(&mut self.io, &mut frames);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    r = &mut write => { r?; break; }
+                    _ = outbox.wait() => {
+                        if outbox.closed() == Some(Disconnect::SLOW) {
+                            // Cut off. Give the batch in flight a moment to finish so the
+                            // client can still be told why (4002); a socket that stays stuck
+                            // cannot take a close frame anyway.
+                            // Boxed: a timer only this rare path needs, kept out of the
+                            // state every flush carries.
+                            let grace = Box::pin(tokio::time::timeout(SLOW_GRACE, &mut write));
+                            return match grace.await {
+                                Ok(Ok(())) => Ok(Some(Disconnect::SLOW)),
+                                _ => Err(io::ErrorKind::TimedOut.into()),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Handles what a completed read brought in. Runs outside any `select!`: a command must
     /// never be cancelled halfway (its reply may be queued while presence or join are not).
@@ -227,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(None) => return Step::Continue,
                 Err(d) => return Step::Close(d),
             };
-            let (op, payload) = match self.on_frame(frame) {
+            let (op, payload) = match self.assembler.push(frame) {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
                 Err(d) => return Step::Close(d),
@@ -238,7 +266,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         return Step::Close(Disconnect::INVALID_UTF8);
                     };
                     // Boxed: the command future is large and must not live in the idle task.
-                    if let Err(d) = Box::pin(self.session.handle_frame(text)).await {
+                    // Bound first, or the unboxed temporary stays in this future's state.
+                    let handling = Box::pin(self.session.handle_frame(text));
+                    if let Err(d) = handling.await {
                         return Step::Close(d);
                     }
                 }
@@ -291,7 +321,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         io,
         session,
         rbuf: initial,
-        fragments: None,
+        assembler: Assembler::new(max_message),
         max_message,
         deflate,
     };
@@ -334,7 +364,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
-    let reason = reason.flatten();
+    // Boxed: the closing steps are large futures that an idle connection's task would
+    // otherwise carry in its state for its whole life.
+    // Bound first, or the unboxed temporary stays in this future's state.
+    let finishing = Box::pin(finish(conn, reason.flatten(), broken));
+    finishing.await;
+}
+
+/// Tells the client why (unless the socket is broken) and closes the session.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Conn<S>,
+    reason: Option<Disconnect>,
+    broken: bool,
+) {
     if let Some(d) = reason.as_ref().filter(|_| !broken) {
         // Flush what is queued (e.g. an error reply) before the disconnect.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.flush()).await;

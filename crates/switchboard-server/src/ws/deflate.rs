@@ -47,7 +47,7 @@ fn acceptable(offer: &str) -> bool {
     let mut seen: Vec<&str> = Vec::new();
     for p in parts {
         let (name, value) = match p.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            Some((n, v)) => (n.trim(), Some(unquote(v.trim()))),
             None => (p, None),
         };
         if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
@@ -70,8 +70,16 @@ fn acceptable(offer: &str) -> bool {
     true
 }
 
+/// A parameter value: a token or a quoted string (RFC 7692 §7.1: the same rules either way).
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// A window size as RFC 7692 §7.1.2 writes it: a decimal 8–15 without leading zeros or sign.
 fn window_bits(v: &str) -> bool {
-    v.len() <= 2 && v.parse::<u8>().is_ok_and(|b| (8..=15).contains(&b))
+    matches!(v, "8" | "9" | "10" | "11" | "12" | "13" | "14" | "15")
 }
 
 thread_local! {
@@ -149,10 +157,14 @@ pub fn decompress(payload: &[u8], max: usize) -> Result<BytesMut, Disconnect> {
                 if status == Status::StreamEnd {
                     break 'input; // a final block (RFC 7692 §7.2.3.4): the message is complete
                 }
-                let stuck = used == 0 && d.total_out() == out_before;
-                if out.len() < out.capacity() && (pos >= input.len() || stuck) {
+                // Done with this input only when a call with room to spare makes no progress:
+                // miniz_oxide can return with output still pending although `out` has room and
+                // the input is used up (at the edges of its 32 KiB window), so "input consumed"
+                // alone would cut the message short.
+                let idle = used == 0 && d.total_out() == out_before;
+                if idle && out.len() < out.capacity() {
                     if pos < input.len() {
-                        return Err(Disconnect::PROTOCOL_ERROR);
+                        return Err(Disconnect::PROTOCOL_ERROR); // stuck on invalid data
                     }
                     break;
                 }
@@ -201,6 +213,28 @@ mod tests {
         // Same input, same output: the compressor is reset between messages.
         assert_eq!(compress(&json, 6).unwrap(), c);
         assert!(compress(b"ab", 6).is_none());
+    }
+
+    /// Regression (found by the `ws_inflate` fuzz target): a valid 79-byte message that
+    /// inflates to 65,568 bytes came back as its first 65,536: miniz_oxide stopped at its window
+    /// edge with output pending, and the loop took "input used up, room left" for the end.
+    #[test]
+    fn output_pending_at_a_window_edge_is_not_dropped() {
+        let payload = [
+            0xec, 0xc1, 0x01, 0x0d, 0x00, 0x00, 0x00, 0xc2, 0xa0, 0xf7, 0x4f, 0x6d, 0x0e, 0x37,
+            0xa0, 0x00, 0x14, 0x14, 0x14, 0x04, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x14, 0x00,
+            0x00, 0x00, 0x14, 0x14, 0x14, 0x14, 0x14, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0xe0, 0x00, 0x94, 0x00, 0x00, 0xdf, 0x00,
+        ];
+        let out = decompress(&payload, 1 << 20).unwrap();
+        assert_eq!(out.len(), 65_568);
+        assert_eq!(decompress(&payload, 65_568).unwrap().len(), 65_568);
+        assert_eq!(
+            decompress(&payload, 65_567).unwrap_err(),
+            Disconnect::TOO_LARGE
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Integration tests of a node over real sockets on 127.0.0.1 with real clients
 //! (tokio-tungstenite for WebSocket, reqwest for HTTP/SSE).
 
+mod admin;
 mod api;
 mod bad_input;
 mod cluster;
@@ -14,6 +15,7 @@ mod poll;
 #[allow(dead_code)]
 mod redis_harness;
 mod resume;
+mod rfc6455;
 mod sse;
 mod sse_framing;
 mod ws;
