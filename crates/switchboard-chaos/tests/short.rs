@@ -6,13 +6,19 @@
 //!
 //! The long run is a documented command (docs/benchmarks.md, "Chaos checker").
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use switchboard_chaos::Options;
 use switchboard_chaos::nemesis::FaultKind;
 
+/// Each test runs a whole cluster: one at a time, also under `cargo test` (nextest runs them
+/// alone anyway, see .config/nextest.toml).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn nothing_acknowledged_is_lost_duplicated_or_reordered_under_every_kind_of_fault() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let opts = Options {
         duration: Duration::from_secs(75),
         subscribers: 30,
@@ -63,6 +69,7 @@ fn nothing_acknowledged_is_lost_duplicated_or_reordered_under_every_kind_of_faul
 /// those counts as lost and duplicated on every transport: the checker is wired end to end.
 #[test]
 fn the_checker_catches_a_lost_and_a_repeated_delivery() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let opts = Options {
         duration: Duration::from_secs(10),
         subscribers: 12,
@@ -70,7 +77,8 @@ fn the_checker_catches_a_lost_and_a_repeated_delivery() {
         channels: 3,
         max_faults: 0,
         allow_missing_faults: true,
-        converge_timeout: Duration::from_secs(3),
+        // Streams whose last delivery was withheld never catch up: do not wait long for them.
+        converge_timeout: Duration::from_secs(8),
         sabotage_every: 150,
         ..Options::default()
     };
@@ -97,4 +105,6 @@ fn the_checker_catches_a_lost_and_a_repeated_delivery() {
         );
         assert_eq!(t.reordered + t.unexpected + t.stale, 0, "{report}");
     }
+    // A failed run keeps its directory for inspection; this one failed on purpose.
+    let _ = std::fs::remove_dir_all(&report.workdir);
 }
