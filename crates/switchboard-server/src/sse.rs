@@ -233,16 +233,21 @@ pub async fn prepare(
     let welcome_json = serde_json::json!({
         "client": welcome.client, "user": welcome.user, "expires_in": welcome.expires_in, "channels": q.channels,
     });
+    let id = format!("{}.{resume}", initial.encode());
+    // With a reset, only the reset event carries the new position: a client cut between the
+    // two resumes from its old position and is told about the reset again, instead of
+    // resuming past it without ever seeing it.
+    let welcome_id = reset.is_empty().then_some(id.as_str());
     head.put_slice(&event_bytes(
         Some("welcome"),
-        Some(&format!("{}.{resume}", initial.encode())),
+        welcome_id,
         welcome_json.to_string().as_bytes(),
     ));
     if !reset.is_empty() {
         let data = serde_json::json!({"channels": reset, "reason": "position cannot be recovered; reload state"});
         head.put_slice(&event_bytes(
             Some("reset"),
-            Some(&format!("{}.{resume}", initial.encode())),
+            Some(&id),
             data.to_string().as_bytes(),
         ));
     }
