@@ -223,6 +223,8 @@ struct Counters {
 
 impl Counters {
     fn new() -> Self {
+        // Constant bounds (1 µs .. 1 h, 3 digits), valid by construction: nothing from a run
+        // reaches this call.
         let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         Self {
             streams: 0,
@@ -492,16 +494,15 @@ impl Checker {
 
     /// A subscriber task for `stream` exists (streams that never start are reported).
     pub fn register(&mut self, stream: StreamId, transport: Transport) {
+        self.stream_mut(stream, transport);
+    }
+
+    fn stream_mut(&mut self, stream: StreamId, transport: Transport) -> &mut Stream {
         self.streams.entry(stream).or_insert_with(|| Stream {
             transport,
             segments: Vec::new(),
             delivered: HashMap::new(),
-        });
-    }
-
-    fn stream_mut(&mut self, stream: StreamId, transport: Transport) -> &mut Stream {
-        self.register(stream, transport);
-        self.streams.get_mut(&stream).expect("registered")
+        })
     }
 
     /// `stream` subscribed without a position and stands at `offset` of `epoch`.
@@ -585,26 +586,29 @@ impl Checker {
         let t = transport.index();
         self.per[t].deliveries += 1;
         self.check_content(stream.channel, e, offset, data, transport);
-        let st = self.streams.get_mut(&stream).expect("checked above");
-        let seg = st.segments.last_mut().expect("checked above");
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return; // present: checked above
+        };
         let mut events: Vec<&'static str> = Vec::new();
-        if seg.epoch != e {
-            seg.end = End::Silent;
-            let from = (seg.epoch, seg.last);
+        // A delivery in another epoch than the segment's, with no announcement in between.
+        let silent_from = match st.segments.last_mut() {
+            Some(seg) if seg.epoch != e => {
+                seg.end = End::Silent;
+                Some((seg.epoch, seg.last))
+            }
+            _ => None,
+        };
+        if silent_from.is_some() {
             st.segments.push(Segment {
                 epoch: e,
                 base: 0,
                 last: 0,
                 end: End::Open,
             });
-            self.per[t].silent_epoch_changes += 1;
-            let old = self.epoch_names[from.0 as usize].clone();
-            self.example(|| {
-                format!("silent epoch change: {stream} ({}) went from {old}:{} to {epoch}:{offset} without an announcement, {seen}", transport.name(), from.1)
-            });
         }
-        let st = self.streams.get_mut(&stream).expect("checked above");
-        let seg = st.segments.last_mut().expect("a segment");
+        let Some(seg) = st.segments.last_mut() else {
+            return; // non-empty: checked above
+        };
         let set = st.delivered.entry(e).or_default();
         let last = seg.last;
         if !set.insert(offset) {
@@ -622,6 +626,13 @@ impl Checker {
             if let Some(us) = calm_latency_us {
                 let _ = self.per[t].calm_latency.record(us.max(1));
             }
+        }
+        if let Some((old_epoch, old_last)) = silent_from {
+            self.per[t].silent_epoch_changes += 1;
+            let old = self.epoch_names[old_epoch as usize].clone();
+            self.example(|| {
+                format!("silent epoch change: {stream} ({}) went from {old}:{old_last} to {epoch}:{offset} without an announcement, {seen}", transport.name())
+            });
         }
         for ev in events {
             self.example(|| {
