@@ -27,8 +27,6 @@ pub struct Head {
     pub headers: HeaderMap,
     /// HTTP/1.1 (else 1.0).
     pub http11: bool,
-    /// Bytes that came after the head (a client may send its first frame right away).
-    pub rest: BytesMut,
 }
 
 /// Reads and parses one request head. Answers what cannot be served (too large: 414/431,
@@ -71,7 +69,7 @@ pub async fn read_request(tcp: &mut TcpStream, timeout: Duration) -> Option<Head
         }
         Ok(Err(None)) | Err(_) => return None,
     }
-    match parse(&mut buf) {
+    match parse(&buf) {
         Some(head) => Some(head),
         None => {
             write_error(tcp, ApiError::bad_request("malformed request"), "").await;
@@ -80,10 +78,10 @@ pub async fn read_request(tcp: &mut TcpStream, timeout: Duration) -> Option<Head
     }
 }
 
-fn parse(buf: &mut BytesMut) -> Option<Head> {
+fn parse(buf: &[u8]) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
-    let httparse::Status::Complete(len) = req.parse(buf).ok()? else {
+    let httparse::Status::Complete(_) = req.parse(buf).ok()? else {
         return None;
     };
     let http11 = req.version? >= 1;
@@ -93,13 +91,10 @@ fn parse(buf: &mut BytesMut) -> Option<Head> {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         map.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    // Copied: the head's buffer is freed, the stream keeps only what it must read.
-    let rest = BytesMut::from(&buf[len..]);
     Some(Head {
         uri,
         headers: map,
         http11,
-        rest,
     })
 }
 

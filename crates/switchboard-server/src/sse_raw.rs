@@ -31,9 +31,7 @@ pub async fn serve(mut tcp: TcpStream, peer: SocketAddr, app: AppState, header_t
         uri,
         headers,
         http11: chunked,
-        rest,
     } = head;
-    drop(rest);
     let cors = app.cors.header_lines(&headers);
     // Boxed: the preparation (auth, subscribe with recovery, engine calls) is a large future
     // that must not stay inline in the held stream's task for as long as the stream lives.

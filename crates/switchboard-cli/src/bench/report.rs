@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::sampler::{Mark, Sample, rates};
@@ -88,6 +89,24 @@ fn num(v: f64) -> String {
 }
 
 /// Draws `f` on a fresh SVG canvas and returns the SVG text.
+/// A chart with the report's caption, margins and label areas, x in `0..x_max`, y in
+/// `0..y_max`.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    x_max: f64,
+    y_max: f64,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .margin_right(34)
+        .x_label_area_size(40)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .map_err(plot_err)
+}
+
 fn svg(f: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>) -> Result<String> {
     let mut buf = String::new();
     {
@@ -131,14 +150,7 @@ fn latency_histogram(h: &Histogram<u64>) -> Result<String> {
     let (top_ms, bins, _) = latency_bins(h, 60);
     let ymax = bins.iter().map(|b| b.2).max().unwrap_or(1).max(1) as f64 * 1.08;
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Delivery latency distribution", ("sans-serif", 22))
-            .margin(12)
-            .margin_right(34)
-            .x_label_area_size(40)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..top_ms, 0f64..ymax)
-            .map_err(plot_err)?;
+        let mut chart = frame(root, "Delivery latency distribution", top_ms, ymax)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -179,14 +191,7 @@ fn latency_percentiles(h: &Histogram<u64>) -> Result<String> {
         .collect();
     let ymax = (h.max() as f64 / 1000.0 * 1.08).max(0.01);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Delivery latency by percentile", ("sans-serif", 22))
-            .margin(12)
-            .margin_right(34)
-            .x_label_area_size(40)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-            .map_err(plot_err)?;
+        let mut chart = frame(root, "Delivery latency by percentile", xmax, ymax)?;
         chart
             .configure_mesh()
             .x_labels(xmax as usize + 1)
@@ -251,14 +256,7 @@ fn time_chart(
     let ymax = if ymax > 0.0 { ymax * 1.1 } else { 1.0 };
     let t_max = t_max.max(1.0);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(12)
-            .margin_right(34)
-            .x_label_area_size(40)
-            .y_label_area_size(62)
-            .build_cartesian_2d(0f64..t_max, 0f64..ymax)
-            .map_err(plot_err)?;
+        let mut chart = frame(root, title, t_max, ymax)?;
         chart
             .configure_mesh()
             .x_desc("seconds since the start of the run")

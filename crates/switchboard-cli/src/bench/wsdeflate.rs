@@ -2,19 +2,16 @@
 //! --compression` (tungstenite has no deflate support).
 //!
 //! It offers the extension, insists the node accepts it with no context takeover (what
-//! Switchboard answers), inflates each compressed message on its own with a per-thread
-//! decompressor, answers pings, and masks what it sends. Server frames are never fragmented by
+//! Switchboard answers), inflates each compressed message on its own with the node's decoder
+//! (`switchboard_server::decoders::deflate`), answers pings, and masks what it sends. Server frames are never fragmented by
 //! Switchboard; a fragment is reported as an error rather than assembled.
 
-use std::cell::RefCell;
 use std::io;
 
-use flate2::{Decompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest message accepted (inflated or not).
 const MAX_MESSAGE: usize = 1 << 20;
-const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 /// A message from the node.
 pub enum Msg {
@@ -30,38 +27,11 @@ pub struct DeflateWs<S> {
     buf: Vec<u8>,
 }
 
-thread_local! {
-    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
-}
-
+/// Inflates one message with the node's own decoder (RFC 7692, no context takeover).
 fn inflate(payload: &[u8]) -> Result<Vec<u8>, String> {
-    INFLATER.with(|d| {
-        let mut d = d.borrow_mut();
-        d.reset(false);
-        let mut input = Vec::with_capacity(payload.len() + TAIL.len());
-        input.extend_from_slice(payload);
-        input.extend_from_slice(&TAIL);
-        let mut out = Vec::with_capacity(payload.len() * 4 + 64);
-        loop {
-            let used = usize::try_from(d.total_in()).map_err(|e| e.to_string())?;
-            let rest = input.get(used..).unwrap_or_default();
-            if rest.is_empty() && out.len() < out.capacity() {
-                return Ok(out);
-            }
-            if out.len() == out.capacity() {
-                if out.len() >= MAX_MESSAGE {
-                    return Err("inflated message too large".into());
-                }
-                out.reserve(out.capacity());
-            }
-            let before = (d.total_in(), d.total_out());
-            d.decompress_vec(rest, &mut out, FlushDecompress::Sync)
-                .map_err(|e| format!("inflate: {e}"))?;
-            if (d.total_in(), d.total_out()) == before && out.len() < out.capacity() {
-                return Err("inflate made no progress".into());
-            }
-        }
-    })
+    switchboard_server::decoders::deflate::decompress(payload, MAX_MESSAGE)
+        .map(|b| b.to_vec())
+        .map_err(|d| format!("inflate: {}", d.reason))
 }
 
 /// A masked client frame (the mask need not be secret for a load generator).

@@ -8,7 +8,7 @@ pub mod deflate;
 use std::future::Future;
 use std::pin::Pin;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -48,7 +48,7 @@ fn accept_key(key: &[u8]) -> String {
 }
 
 /// Which handshake a request makes.
-pub(crate) enum Handshake {
+enum Handshake {
     /// HTTP/1.1 `Upgrade: websocket` with its `Sec-WebSocket-Key`.
     Upgrade(Vec<u8>),
     /// HTTP/2 extended CONNECT with `:protocol = websocket` (RFC 8441): no key, answered 200.
@@ -60,7 +60,7 @@ pub(crate) enum Handshake {
 ///
 /// # Errors
 /// 400, or 426 for a version other than 13 (answer with `Sec-WebSocket-Version: 13`).
-pub(crate) fn handshake(
+fn handshake(
     method: &Method,
     protocol: Option<&str>,
     headers: &HeaderMap,
@@ -114,27 +114,26 @@ fn negotiate(app: &AppState, headers: &HeaderMap) -> Option<conn::Deflate> {
 }
 
 /// A handshake that passed every check: what the connection starts with.
-pub(crate) struct Admitted {
+struct Admitted {
     creds: Option<Credentials>,
     guard: ConnGuard,
     /// permessage-deflate, when negotiated.
-    pub deflate: Option<conn::Deflate>,
+    deflate: Option<conn::Deflate>,
 }
 
-/// Origin, ticket, connection limits and compression: everything both handshake paths check
+/// Origin, ticket, connection limits and compression: everything a handshake is checked for
 /// after the request's shape.
 ///
 /// # Errors
 /// The refusal to answer (403, 401, 503, ...).
-pub(crate) async fn admit(
+async fn admit(
     app: &AppState,
     headers: &HeaderMap,
-    query: Option<&str>,
+    ticket: Option<&str>,
     ext: &Extensions,
 ) -> Result<Admitted, ApiError> {
     app.check_origin(headers)?;
-    let q: WsQuery = ws_query(query)?;
-    let creds = match q.ticket.as_deref() {
+    let creds = match ticket {
         Some(t) => Some(app.tickets.redeem(t).await?),
         None => None,
     };
@@ -148,26 +147,13 @@ pub(crate) async fn admit(
     })
 }
 
-fn ws_query(query: Option<&str>) -> Result<WsQuery, ApiError> {
-    let mut ticket = None;
-    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if k == "ticket" {
-            if ticket.is_some() {
-                return Err(ApiError::bad_request("ticket given twice"));
-            }
-            ticket = Some(v.into_owned());
-        }
-    }
-    Ok(WsQuery { ticket })
-}
-
 /// The connection of an admitted handshake on `io`, boxed: the session is opened now (not
 /// inside the future), so the future holds only the connection loop and the admission guard.
 ///
 /// A plain function on purpose: a future built inside an `async` block and then boxed may still
 /// be laid out inline in that block's state (rustc keeps such temporaries), which made every
 /// idle WebSocket task carry the whole connection future twice.
-pub(crate) fn connection<S>(
+fn connection<S>(
     node: &Node,
     a: Admitted,
     io: S,
@@ -237,7 +223,11 @@ fn error_response(e: ApiError) -> Response {
 
 /// `GET /ws` (HTTP/1.1 Upgrade) and `CONNECT /ws` (HTTP/2, RFC 8441) through hyper: checks the
 /// handshake, origin and ticket, then hands the upgraded stream to the connection loop.
-pub async fn handler(State(app): State<AppState>, mut req: axum::extract::Request) -> Response {
+pub async fn handler(
+    State(app): State<AppState>,
+    Query(q): Query<WsQuery>,
+    mut req: axum::extract::Request,
+) -> Response {
     let protocol = req
         .extensions()
         .get::<hyper::ext::Protocol>()
@@ -246,7 +236,7 @@ pub async fn handler(State(app): State<AppState>, mut req: axum::extract::Reques
         Ok(k) => k,
         Err(e) => return error_response(e),
     };
-    let admitted = match admit(&app, req.headers(), req.uri().query(), req.extensions()).await {
+    let admitted = match admit(&app, req.headers(), q.ticket.as_deref(), req.extensions()).await {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
