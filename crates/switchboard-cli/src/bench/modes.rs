@@ -836,6 +836,23 @@ impl Phase {
         self.window.received
     }
 
+    /// Delivered as a share of expected, in percent.
+    fn delivered_pct(&self) -> f64 {
+        if self.expected > 0 {
+            self.delivered() as f64 * 100.0 / self.expected as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// Ready subscribers that received nothing.
+    fn silent(&self) -> u64 {
+        self.ready
+            .stats
+            .connected
+            .saturating_sub(self.final_stats.stats.receiving)
+    }
+
     /// First publication → last delivery.
     fn delivery_secs(&self) -> f64 {
         let last = self.final_stats.stats.last_rx_us;
@@ -996,17 +1013,9 @@ pub async fn fanout(a: FanoutArgs) -> Result<()> {
     println!(
         "  delivered: {d}/{} ({:.2} %)",
         p.expected,
-        if p.expected > 0 {
-            d as f64 * 100.0 / p.expected as f64
-        } else {
-            0.0
-        }
+        p.delivered_pct()
     );
-    let silent = p
-        .ready
-        .stats
-        .connected
-        .saturating_sub(p.final_stats.stats.receiving);
+    let silent = p.silent();
     if silent > 0 {
         println!("  subscribers that received nothing: {silent}");
     }
@@ -1098,23 +1107,11 @@ fn fanout_report(a: &FanoutArgs, t: &Target, p: &Phase, workers: usize, sources:
         ),
         (
             "delivered".to_owned(),
-            format!(
-                "{d}/{} ({:.2} %)",
-                p.expected,
-                if p.expected > 0 {
-                    d as f64 * 100.0 / p.expected as f64
-                } else {
-                    0.0
-                }
-            ),
+            format!("{d}/{} ({:.2} %)", p.expected, p.delivered_pct()),
         ),
         (
             "subscribers that received nothing".to_owned(),
-            p.ready
-                .stats
-                .connected
-                .saturating_sub(p.final_stats.stats.receiving)
-                .to_string(),
+            p.silent().to_string(),
         ),
         (
             "deliveries per second".to_owned(),
